@@ -1,0 +1,70 @@
+"""Backbone descriptors: what tuners may know about a backbone, and nothing more.
+
+A descriptor names the backbone's operations and their dimensions (block pattern, token layout,
+number of prefix tokens, patch size) and knows how to run one of its attention modules with extra
+keys/values (prefix tuning, prompts on windowed attention). Tuners never look inside timm classes;
+only the descriptor modules (:mod:`.vit`, :mod:`.swin`, ...) do.
+"""
+import dataclasses
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+# attend(attn, x, k_extra, v_extra, *args, **kwargs) -> y; x: (B, N, C), k/v_extra: (B, heads, L, head_dim)
+AttendFn = Callable[..., torch.Tensor]
+# project_kv(attn, tokens (B, L, C)) -> (k, v), each (B, heads, L, head_dim)
+ProjectKVFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """Description of one backbone family.
+
+    Attributes:
+        name: family name (``vit``, ``swin``, ``point``, ``resnet``, ``generic``).
+        blocks: glob matching every transformer block (``blocks.*``, ``layers.*.blocks.*``).
+        token_ops: glob of the op that runs all blocks on a token sequence (``blocks``) or None where
+            tokens are not one sequence (Swin keeps an (B, H, W, C) grid).
+        num_prefix_tokens: class/register tokens before the patch tokens; prompts go after them.
+        patch_size: (h, w) of a patch, used by VPT's initialisation.
+        attention_types: module classes that are attention operations.
+        attend / project_kv: see the aliases above; None where the family has no attention.
+        num_heads: attention module -> number of heads.
+        stem: name of the patch/point embedding's projection (SSF after patch embedding).
+        final_norm: name of the final norm, or None.
+    """
+
+    name: str
+    blocks: str
+    token_ops: str | None = None
+    num_prefix_tokens: int = 0
+    patch_size: tuple[int, int] = (16, 16)
+    attention_types: tuple[type, ...] = ()
+    attend: AttendFn | None = None
+    project_kv: ProjectKVFn | None = None
+    num_heads: Callable[[nn.Module], int] | None = None
+    stem: str | None = None
+    final_norm: str | None = 'norm'
+    extra_norms: tuple[str, ...] = ()
+    extra_linears: tuple[str, ...] = ()
+
+    def is_attention(self, module: nn.Module) -> bool:
+        return bool(self.attention_types) and isinstance(module, self.attention_types)
+
+
+def split_heads(t: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, L, C) -> (B, heads, L, C // heads)."""
+    B, L, C = t.shape
+    return t.reshape(B, L, num_heads, C // num_heads).transpose(1, 2)  # (B, H, L, D)
+
+
+def pad_attn_bias(bias: torch.Tensor | None, num_extra: int) -> torch.Tensor | None:
+    """Left-pad an additive attention bias/mask (..., N, N) with zeros for ``num_extra`` extra keys.
+
+    Boolean masks (True = attend) are padded with True.
+    """
+    if bias is None or num_extra == 0:
+        return bias
+    pad_value = True if bias.dtype == torch.bool else 0.0
+    return nn.functional.pad(bias, (num_extra, 0), value=pad_value)

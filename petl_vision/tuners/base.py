@@ -1,0 +1,138 @@
+"""Tuner base classes and the description of the operation a tuner is attached to.
+
+Placements (U-Tuning):
+- ``parallel``:   ``O(x) + U(x)``      (the tuner scales its own output)
+- ``sequential``: ``U(O(x))``          (U includes its own residual where the method has one)
+- ``prompt``:     ``O([P; x])``        (prompt tokens or key/value prefixes; P dropped after O)
+"""
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..backbones.spec import BackboneSpec
+from .config import TunerConfig
+
+PLACEMENTS = ('parallel', 'sequential', 'prompt')
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclasses.dataclass
+class OpInfo:
+    """What a tuner may know about the frozen operation O it is attached to.
+
+    ``kind`` is one of ``linear``, ``conv``, ``norm``, ``attention``, ``module``; ``channel_dim`` is the
+    dimension of O's output holding the channels (-1 for token layouts, 1 for NCHW convs / BatchNorm).
+    """
+
+    name: str
+    kind: str
+    in_features: int
+    out_features: int
+    channel_dim: int
+    spec: BackboneSpec
+    num_heads: int | None = None
+
+    @classmethod
+    def of(cls, name: str, module: nn.Module, spec: BackboneSpec) -> 'OpInfo':
+        if isinstance(module, nn.Linear):
+            return cls(name, 'linear', module.in_features, module.out_features, -1, spec)
+        if isinstance(module, _CONVS):
+            return cls(name, 'conv', module.in_channels, module.out_channels, 1, spec)
+        if isinstance(module, nn.LayerNorm):
+            n = module.normalized_shape[-1]
+            return cls(name, 'norm', n, n, -1, spec)
+        if isinstance(module, nn.GroupNorm):
+            return cls(name, 'norm', module.num_channels, module.num_channels, 1, spec)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return cls(name, 'norm', module.num_features, module.num_features, 1, spec)
+        layers = [m for m in module.modules() if isinstance(m, (nn.Linear, *_CONVS))]
+        if not layers:
+            raise ValueError(f'cannot attach a tuner to {name!r} ({type(module).__name__}): it has no Linear or '
+                             'Conv layer to take its width from; target a Linear, norm or a module containing one')
+        first, last = layers[0], layers[-1]
+        d_in = getattr(first, 'in_features', None) or first.in_channels
+        d_out = getattr(last, 'out_features', None) or last.out_channels
+        if spec.is_attention(module):
+            return cls(name, 'attention', d_in, d_out, -1, spec, num_heads=spec.num_heads(module))
+        return cls(name, 'module', d_in, d_out, -1, spec)
+
+
+class Tuner(nn.Module):
+    """A trainable module attached to a frozen operation.
+
+    Subclasses set ``type_name`` (the plan's ``type``), ``config_cls``, and implement ``forward``:
+    for ``parallel`` it returns the (scaled) update ``U(x)`` added to ``O(x)``, for ``sequential``
+    the transformed output ``U(O(x))``. Prompt tuners implement ``prompt`` instead.
+    """
+
+    type_name: ClassVar[str]
+    config_cls: ClassVar[type[TunerConfig]] = TunerConfig
+    placement: str = 'parallel'
+    # the tuned model equals the frozen one at initialisation (checked by the generic suite)
+    identity_at_init: ClassVar[bool] = True
+
+    def __init__(self, config: TunerConfig, op: OpInfo):
+        super().__init__()
+        self.config = config
+        self.op_name = op.name
+        self.merged = False
+
+    @classmethod
+    def default_targets(cls, spec: BackboneSpec) -> str | list[str]:
+        """Where the generic test suite (and a plan without ``targets``) attaches this tuner."""
+        raise NotImplementedError(f'{cls.__name__} must define default_targets(spec)')
+
+    def check_op(self, op: OpInfo) -> None:
+        """Raise a clear error if this tuner cannot be attached to ``op``."""
+
+    def mergeable_reason(self, base: nn.Module) -> str | None:
+        """None if the tuner can be folded into ``base``'s weights, else why not."""
+        return f'{type(self).__name__} adds computation that has no equivalent in the frozen weights'
+
+    def merge(self, base: nn.Module) -> None:
+        raise RuntimeError(self.mergeable_reason(base))
+
+    def unmerge(self, base: nn.Module) -> None:
+        raise RuntimeError(self.mergeable_reason(base))
+
+
+class PromptTuner(Tuner):
+    """A tuner that feeds extra tokens into O. ``prompt(batch)`` returns one of:
+
+    - ``('tokens', P)``: P (B, L, C) tokens, inserted into a token sequence after the prefix tokens (or,
+      for an attention op, projected to keys/values by the frozen projection);
+    - ``('kv', (K, V))``: keys and values (B, heads, L, head_dim), only for attention ops.
+    """
+
+    placement = 'prompt'
+
+    def prompt(self, batch: int) -> tuple[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def mergeable_reason(self, base: nn.Module) -> str | None:
+        return 'prompt tokens change the attention inputs and cannot be folded into weights'
+
+
+class ParameterSelection:
+    """A 'tuner' that trains a subset of the backbone's own parameters (BitFit, full fine-tuning).
+
+    Nothing is attached; ``selects(name, param)`` picks the parameters to unfreeze. Already merged by
+    construction.
+    """
+
+    type_name: ClassVar[str]
+    config_cls: ClassVar[type[TunerConfig]] = TunerConfig
+    identity_at_init: ClassVar[bool] = True
+
+    def __init__(self, config: TunerConfig):
+        self.config = config
+
+    @classmethod
+    def default_targets(cls, spec: BackboneSpec) -> None:
+        return None
+
+    def selects(self, name: str, param: nn.Parameter) -> bool:
+        raise NotImplementedError

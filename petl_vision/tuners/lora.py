@@ -1,0 +1,97 @@
+"""LoRA (Hu et al. 2021, arXiv 2106.09685): a parallel low-rank update ``W x + (alpha/r) B A x``.
+
+On timm's fused ``qkv`` Linear it can target q, k and v separately (``parts=['q', 'v']``, the paper's
+setting): one matmul computes ``A x`` for all parts, one batched matmul applies every part's B.
+A is Kaiming-uniform and B zero, so the tuned model starts equal to the frozen one.
+"""
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from .base import OpInfo, Tuner
+from .config import TunerConfig
+from .registry import register_tuner
+
+_PARTS = ('q', 'k', 'v')
+
+
+@dataclasses.dataclass
+class LoRAConfig(TunerConfig):
+    rank: int = 8
+    alpha: float | None = None  # None: alpha = rank (scale 1)
+    dropout: float = 0.0
+    parts: list[str] | None = None  # sub-blocks of a fused qkv output; None: the whole output
+
+    def __post_init__(self):
+        if self.rank < 1:
+            raise ValueError(f'LoRA rank must be >= 1, got {self.rank}')
+        if self.parts is not None:
+            bad = [p for p in self.parts if p not in _PARTS]
+            if bad or not self.parts:
+                raise ValueError(f'LoRA parts must be a non-empty subset of {_PARTS}, got {self.parts}')
+            self.parts = [p for p in _PARTS if p in self.parts]
+
+
+@register_tuner
+class LoRA(Tuner):
+    type_name = 'LoRA'
+    config_cls = LoRAConfig
+    placement = 'parallel'
+
+    def __init__(self, config: LoRAConfig, op: OpInfo):
+        super().__init__(config, op)
+        self.check_op(op)
+        n_chunks = 3 if config.parts else 1
+        self.part_index = [_PARTS.index(p) for p in config.parts] if config.parts else [0]
+        self.chunk = op.out_features // n_chunks
+        self.n_chunks = n_chunks
+        r, P = config.rank, len(self.part_index)
+        self.scale = (config.alpha if config.alpha is not None else r) / r
+        self.lora_A = nn.Parameter(torch.empty(P * r, op.in_features))  # (P*r, in)
+        self.lora_B = nn.Parameter(torch.zeros(P, self.chunk, r))  # (P, out/chunks, r)
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+
+    @classmethod
+    def default_targets(cls, spec):
+        return f'{spec.blocks}.attn.qkv'
+
+    def check_op(self, op: OpInfo) -> None:
+        if op.kind != 'linear':
+            raise ValueError(f'LoRA needs a Linear op, but {op.name!r} is a {op.kind}; target e.g. its qkv/fc1')
+        if self.config.parts and op.out_features % 3:
+            raise ValueError(f'LoRA parts={self.config.parts} need a fused qkv Linear (out divisible by 3); '
+                             f'{op.name!r} has {op.out_features} outputs')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (..., in) -> update (..., out)."""
+        r = self.config.rank
+        h = self.dropout(x) @ self.lora_A.t().to(x.dtype)  # (..., P*r)
+        h = h.unflatten(-1, (len(self.part_index), r))  # (..., P, r)
+        d = torch.einsum('...pr,por->...po', h, self.lora_B.to(x.dtype)) * self.scale  # (..., P, out/chunks)
+        if len(self.part_index) == self.n_chunks:
+            return d.flatten(-2)
+        zero = d.new_zeros(d.shape[:-2] + (self.chunk,))
+        parts = [zero] * self.n_chunks
+        for i, p in enumerate(self.part_index):
+            parts[p] = d[..., i, :]
+        return torch.cat(parts, dim=-1)  # (..., out)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The dense update (out, in) that merging adds to the Linear's weight."""
+        r = self.config.rank
+        A = self.lora_A.unflatten(0, (len(self.part_index), r))  # (P, r, in)
+        dw = self.lora_A.new_zeros(self.n_chunks, self.chunk, self.lora_A.shape[1])
+        dw[self.part_index] = torch.bmm(self.lora_B, A) * self.scale  # (P, out/chunks, in)
+        return dw.flatten(0, 1)
+
+    def mergeable_reason(self, base: nn.Module) -> str | None:
+        return None
+
+    def merge(self, base: nn.Linear) -> None:
+        base.weight += self.delta_weight().to(base.weight.dtype)
+
+    def unmerge(self, base: nn.Linear) -> None:
+        base.weight -= self.delta_weight().to(base.weight.dtype)

@@ -1,0 +1,104 @@
+"""Prompt tuners: VPT (Jia et al. 2022) and prefix tuning (Li & Liang 2021).
+
+VPT learns tokens P that join the sequence of O (``O([P; x])``, dropped after O): on ``blocks`` (the
+whole stack) it is VPT-shallow, on every ``blocks.i`` VPT-deep. On an attention op (Swin's windowed
+attention) P is projected to keys/values by the frozen qkv and every window attends to it.
+
+Prefix tuning learns keys and values directly. Attention over ``[K_pre; K]`` equals U-Tuning's
+parallel form ``(1 - l) Attn(Q, K, V) + l Attn(Q, K_pre, V_pre)`` with l the softmax mass on the
+prefix (He et al. 2022); we compute the concatenated form, which needs one attention call.
+"""
+import dataclasses
+import math
+from functools import reduce
+from operator import mul
+
+import torch
+from torch import nn
+
+from .base import OpInfo, PromptTuner
+from .config import TunerConfig
+from .registry import register_tuner
+
+
+@dataclasses.dataclass
+class VPTConfig(TunerConfig):
+    num_tokens: int = 10
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.num_tokens < 1:
+            raise ValueError(f'VPT num_tokens must be >= 1, got {self.num_tokens}')
+
+
+@register_tuner
+class VPT(PromptTuner):
+    type_name = 'VPT'
+    config_cls = VPTConfig
+
+    def __init__(self, config: VPTConfig, op: OpInfo):
+        super().__init__(config, op)
+        self.check_op(op)
+        self.tokens = nn.Parameter(torch.empty(1, config.num_tokens, op.in_features))  # (1, L, C)
+        # VPT's Xavier-uniform bound for a patch_h * patch_w * 3 -> C projection
+        val = math.sqrt(6.0 / float(3 * reduce(mul, op.spec.patch_size, 1) + op.in_features))
+        nn.init.uniform_(self.tokens, -val, val)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+
+    # prompts change the output (they are attended to), so the tuned model differs at init by design
+    identity_at_init = False
+
+    @classmethod
+    def default_targets(cls, spec):
+        return spec.blocks if spec.token_ops else f'{spec.blocks}.attn'
+
+    def check_op(self, op: OpInfo) -> None:
+        if op.kind in ('linear', 'conv', 'norm'):
+            raise ValueError(f'VPT needs a token-sequence op (a block, the block stack) or an attention op; '
+                             f'{op.name!r} is a {op.kind}')
+        if op.kind == 'module' and op.spec.token_ops is None:
+            raise ValueError(f'{op.spec.name} keeps tokens on a grid; attach VPT to its attention ops '
+                             f'({op.spec.blocks}.attn) instead of {op.name!r}')
+
+    def prompt(self, batch: int):
+        return 'tokens', self.dropout(self.tokens).expand(batch, -1, -1)
+
+
+@dataclasses.dataclass
+class PrefixConfig(TunerConfig):
+    num_tokens: int = 10
+    reparam_dim: int | None = None  # hidden width of Li & Liang's re-parameterisation MLP; None: direct
+    init_std: float = 0.02
+
+
+@register_tuner
+class Prefix(PromptTuner):
+    type_name = 'Prefix'
+    config_cls = PrefixConfig
+    identity_at_init = False
+
+    def __init__(self, config: PrefixConfig, op: OpInfo):
+        super().__init__(config, op)
+        self.check_op(op)
+        C, L = op.in_features, config.num_tokens
+        self.num_heads = op.num_heads
+        if config.reparam_dim:
+            self.embedding = nn.Parameter(torch.randn(L, C) * config.init_std)  # (L, C)
+            self.mlp = nn.Sequential(nn.Linear(C, config.reparam_dim), nn.Tanh(), nn.Linear(config.reparam_dim, 2 * C))
+        else:
+            self.kv = nn.Parameter(torch.randn(2, L, C) * config.init_std)  # (2, L, C)
+
+    @classmethod
+    def default_targets(cls, spec):
+        return f'{spec.blocks}.attn'
+
+    def check_op(self, op: OpInfo) -> None:
+        if op.kind != 'attention':
+            raise ValueError(f'Prefix needs an attention op, but {op.name!r} is a {op.kind}; target e.g. '
+                             f'{op.spec.blocks}.attn')
+
+    def prompt(self, batch: int):
+        kv = self.mlp(self.embedding).unflatten(-1, (2, -1)).transpose(0, 1) if self.config.reparam_dim else self.kv
+        L, C = kv.shape[1:]
+        kv = kv.reshape(2, 1, L, self.num_heads, C // self.num_heads).transpose(2, 3)  # (2, 1, H, L, D)
+        return 'kv', (kv[0], kv[1])
