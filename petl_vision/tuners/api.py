@@ -121,15 +121,19 @@ def _tuner_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_tuners(model: nn.Module, path: str | Path) -> Path:
-    """Write the trainable tensors (and tuner buffers) as safetensors, with the plan as metadata."""
+def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the trainable tensors (and tuner buffers) as safetensors, with the plan as metadata.
+
+    ``extra``: JSON-serialisable information stored with it (the training config, metrics).
+    """
     if getattr(model, 'petl_plan', None) is None:
         raise RuntimeError('model has no tuners; call petl_vision.apply_tuners(model, plan) first')
     if any(t.merged for op in tuned_ops(model) for t in op.tuners.values()):
         raise RuntimeError('tuners are merged into the backbone; call unmerge_tuners(model) before saving')
     tensors = {k: v.detach().cpu().contiguous() for k, v in _tuner_state(model).items()}
     meta = {'format': FILE_FORMAT, 'petl_vision': __version__, 'plan': json.dumps(model.petl_plan),
-            'trainable': json.dumps(model.petl_trainable), 'backbone': json.dumps(backbone_fingerprint(model))}
+            'trainable': json.dumps(model.petl_trainable), 'backbone': json.dumps(backbone_fingerprint(model)),
+            'extra': json.dumps(extra or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -141,7 +145,7 @@ def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     try:
         with safe_open(str(path), framework='pt') as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except FileNotFoundError:
         raise
     except Exception as e:  # safetensors raises its own error types for corrupt headers
@@ -149,7 +153,7 @@ def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     if meta.get('format') != FILE_FORMAT:
         raise ValueError(f'{path} is a safetensors file but not a petl_vision tuner file (format '
                          f'{meta.get("format")!r}); write it with petl_vision.save_tuners')
-    decoded = {k: json.loads(meta[k]) for k in ('plan', 'trainable', 'backbone')}
+    decoded = {k: json.loads(meta[k]) for k in ('plan', 'trainable', 'backbone', 'extra')}
     decoded['petl_vision'] = meta.get('petl_vision')
     return decoded, tensors
 

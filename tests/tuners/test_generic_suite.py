@@ -87,8 +87,8 @@ def test_merge_matches_unmerged_and_unmerge_restores(case, backbone, images):
     pv.unmerge_tuners(model)
     after = model.state_dict()
     assert set(after) == set(before)
-    for k in before:
-        torch.testing.assert_close(after[k], before[k], rtol=0, atol=1e-6, msg=k)
+    for k, v in before.items():
+        torch.testing.assert_close(after[k], v, rtol=0, atol=1e-6, msg=k)
     torch.testing.assert_close(model(images), expected, rtol=0, atol=1e-5)
 
 
@@ -102,8 +102,8 @@ def test_save_load_round_trip_onto_a_fresh_backbone(case, backbone, images, tmp_
     src = {n: p for n, p in model.named_parameters() if p.requires_grad}
     dst = {n: p for n, p in fresh.named_parameters() if p.requires_grad}
     assert src.keys() == dst.keys()
-    for n in src:
-        assert torch.equal(src[n], dst[n]), n
+    for n, p in src.items():
+        assert torch.equal(p, dst[n]), n
     assert torch.equal(model(images), fresh(images))
 
 

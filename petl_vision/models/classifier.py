@@ -1,0 +1,57 @@
+"""``ImageClassifier``: an mmengine model = timm backbone (with its head) + tuner plan.
+
+Batches (mmengine's ``default_collate`` of the datasets): ``inputs`` (B, 3, H, W) uint8,
+``data_samples`` LongTensor (B,) labels. ``mode='predict'`` returns one dict per sample,
+``{'pred_score': (num_classes,) softmax, 'pred_label': int, 'gt_label': int}``, which the
+``Accuracy`` metric reads.
+"""
+from typing import Any
+
+import torch
+from mmengine.model import BaseModel
+from torch.nn import functional as F
+
+from ..registry import MODELS
+from ..tuners import apply_tuners, count_parameters
+from .backbone_builder import build_timm_backbone, pretrained_mean_std
+
+
+@MODELS.register_module()
+class ImageClassifier(BaseModel):
+    """Args:
+        backbone: kwargs of :func:`build_timm_backbone` (``model``, ``pretrained``, ``num_classes``, timm kwargs).
+        plan: a preset name or a plan (list of tuner dicts), see :func:`petl_vision.apply_tuners`.
+        trainable: parameter globs trained besides the tuners (default: the classification head).
+        label_smoothing: cross-entropy label smoothing (VTAB recipes use 0.1).
+        data_preprocessor: mmengine preprocessor config; mean/std default to the backbone's pretrained ones.
+    """
+
+    def __init__(self, backbone: dict[str, Any], plan: str | list[dict] = 'linear', trainable=('head',),
+                 label_smoothing: float = 0.0, data_preprocessor: dict | None = None, init_cfg=None):
+        net = build_timm_backbone(**backbone)
+        mean, std = pretrained_mean_std(net)
+        preprocessor = {'type': 'ImgDataPreprocessor', 'mean': mean, 'std': std, **(data_preprocessor or {})}
+        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
+        self.backbone = apply_tuners(net, plan, trainable=tuple(trainable))
+        self.label_smoothing = label_smoothing
+
+    def forward(self, inputs: torch.Tensor, data_samples: torch.Tensor | None = None, mode: str = 'tensor'):
+        logits = self.backbone(inputs)  # (B, num_classes)
+        if mode == 'tensor':
+            return logits
+        if mode == 'loss':
+            return {'loss': F.cross_entropy(logits, data_samples, label_smoothing=self.label_smoothing)}
+        if mode == 'predict':
+            scores = logits.float().softmax(-1)
+            labels = data_samples.tolist() if data_samples is not None else [None] * len(scores)
+            return [{'pred_score': s, 'pred_label': int(s.argmax()), 'gt_label': y} for s, y in zip(scores, labels)]
+        raise ValueError(f'mode must be "loss", "predict" or "tensor", got {mode!r}')
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``trainable`` (tuners etc., without the head), ``head``, ``trainable_with_head`` and ``total``."""
+        head = list(self.backbone.get_classifier().parameters())
+        head_ids = {id(p) for p in head}
+        counts = count_parameters(self.backbone)
+        return {'trainable': sum(p.numel() for p in self.backbone.parameters() if p.requires_grad and id(p) not in head_ids),
+                'head': sum(p.numel() for p in head), 'trainable_with_head': counts['trainable'],
+                'total': counts['total']}

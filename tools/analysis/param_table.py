@@ -1,0 +1,71 @@
+"""Trainable-parameter table of every preset on a timm model, or of the model a config builds.
+
+    python tools/analysis/param_table.py --model vit_base_patch16_224 [--num-classes 100] [--json]
+    python tools/analysis/param_table.py --config configs/lora/lora_vit-b16-in21k_cifar100.py --json
+
+Models are built on the ``meta`` device (shapes only), so ViT-L or Swin-B cost no memory or time.
+Every row has ``trainable`` (backbone tuners, without the head), ``head`` and ``total``.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import timm
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import petl_vision as pv
+
+
+def preset_rows(model_name: str, presets: list[str], num_classes: int) -> list[dict]:
+    rows = []
+    for preset in presets:
+        with torch.device('meta'):
+            model = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
+        pv.apply_tuners(model, preset)
+        head = {id(p) for p in model.get_classifier().parameters()}
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in head)
+        rows.append({'model': model_name, 'preset': preset, 'trainable': trainable,
+                     'head': sum(p.numel() for p in model.get_classifier().parameters()),
+                     'total': pv.count_parameters(model)['total']})
+    return rows
+
+
+def config_rows(config: str) -> list[dict]:
+    from mmengine.config import Config
+
+    from petl_vision.registry import MODELS
+    from petl_vision.setup_env import register_all_modules
+
+    register_all_modules()
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.pretrained = None
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    counts = model.parameter_counts()
+    return [{'config': config, **counts}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument('--model', help='timm model name, e.g. vit_base_patch16_224, swin_tiny_patch4_window7_224')
+    src.add_argument('--config', help='an mmengine config; reports the model it builds')
+    parser.add_argument('--presets', nargs='+', default=None, help='default: all presets')
+    parser.add_argument('--num-classes', type=int, default=100, help='head size reported in the `head` column')
+    parser.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
+    args = parser.parse_args()
+    rows = config_rows(args.config) if args.config else \
+        preset_rows(args.model, args.presets or pv.list_presets(), args.num_classes)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    name_key = 'preset' if args.model else 'config'
+    print(f'{name_key:<14} {"trainable":>12} {"head":>9} {"total":>13}')
+    for r in rows:
+        print(f'{r[name_key]:<14} {r["trainable"]:>12,} {r["head"]:>9,} {r["total"]:>13,}')
+
+
+if __name__ == '__main__':
+    main()

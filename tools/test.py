@@ -1,0 +1,50 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CKPT``.
+
+CKPT is a Runner checkpoint (``.pth``) or a tuner-only file (``.safetensors``, from TunerCheckpointHook,
+``tools/publish.py`` or ``petl_vision.save_tuners``) that is loaded onto the config's backbone.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from petl_vision import setup_env
+from petl_vision.tuners import load_tuners
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a petl_vision model')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help='Runner checkpoint (.pth) or tuner-only file (.safetensors)')
+    parser.add_argument('--work-dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    setup_env.register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
+        osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    tuner_only = args.checkpoint.endswith('.safetensors')
+    cfg.load_from = None if tuner_only else args.checkpoint
+    runner = Runner.from_cfg(cfg)
+    if tuner_only:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_tuners(model.backbone, args.checkpoint)  # refuses a file made for another backbone or plan
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
