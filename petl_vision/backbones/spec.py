@@ -33,6 +33,8 @@ class BackboneSpec:
         num_heads: attention module -> number of heads.
         stem: name of the patch/point embedding's projection (SSF after patch embedding).
         final_norm: name of the final norm, or None.
+        extra_norms / extra_linears: further SSF targets (Swin's patch-merging norm and reduction).
+        bypass_ops: the block stack a Res-Tuning-Bypass side network follows.
     """
 
     name: str
@@ -48,6 +50,7 @@ class BackboneSpec:
     final_norm: str | None = 'norm'
     extra_norms: tuple[str, ...] = ()
     extra_linears: tuple[str, ...] = ()
+    bypass_ops: str | None = None  # a Sequential of same-width blocks for Res-Tuning-Bypass
 
     def is_attention(self, module: nn.Module) -> bool:
         return bool(self.attention_types) and isinstance(module, self.attention_types)

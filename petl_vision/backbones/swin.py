@@ -53,4 +53,6 @@ def swin_spec(model: SwinTransformer) -> BackboneSpec:
         name='swin', blocks='layers.*.blocks.*', token_ops=None, num_prefix_tokens=0, patch_size=tuple(patch),
         attention_types=(WindowAttention,), attend=swin_attend, project_kv=swin_project_kv, num_heads=_heads,
         stem='patch_embed.proj', final_norm='norm', extra_norms=('patch_embed.norm', 'layers.*.downsample.norm'),
-        extra_linears=('layers.*.downsample.reduction',))
+        extra_linears=('layers.*.downsample.reduction',),
+        # stages change width, so the bypass follows the last stage (earlier ones stay frozen and grad-free)
+        bypass_ops=f'layers.{len(model.layers) - 1}.blocks')

@@ -44,4 +44,4 @@ def vit_spec(model: VisionTransformer) -> BackboneSpec:
     return BackboneSpec(
         name='vit', blocks='blocks.*', token_ops='blocks', num_prefix_tokens=model.num_prefix_tokens,
         patch_size=tuple(patch), attention_types=(Attention,), attend=vit_attend, project_kv=vit_project_kv,
-        num_heads=_heads, stem='patch_embed.proj', final_norm='norm')
+        num_heads=_heads, stem='patch_embed.proj', final_norm='norm', bypass_ops='blocks')

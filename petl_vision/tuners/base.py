@@ -4,6 +4,7 @@ Placements (U-Tuning):
 - ``parallel``:   ``O(x) + U(x)``      (the tuner scales its own output)
 - ``sequential``: ``U(O(x))``          (U includes its own residual where the method has one)
 - ``prompt``:     ``O([P; x])``        (prompt tokens or key/value prefixes; P dropped after O)
+- ``bypass``:     a side network on O's detached inner features replaces O's output (Res-Tuning-Bypass)
 """
 import dataclasses
 from typing import ClassVar
@@ -34,6 +35,7 @@ class OpInfo:
     channel_dim: int
     spec: BackboneSpec
     num_heads: int | None = None
+    depth: int | None = None  # number of blocks, for a Sequential of blocks of one width (bypass targets)
 
     @classmethod
     def of(cls, name: str, module: nn.Module, spec: BackboneSpec) -> 'OpInfo':
@@ -57,7 +59,8 @@ class OpInfo:
         d_out = getattr(last, 'out_features', None) or last.out_channels
         if spec.is_attention(module):
             return cls(name, 'attention', d_in, d_out, -1, spec, num_heads=spec.num_heads(module))
-        return cls(name, 'module', d_in, d_out, -1, spec)
+        depth = len(module) if isinstance(module, nn.Sequential) and d_in == d_out else None
+        return cls(name, 'module', d_in, d_out, -1, spec, depth=depth)
 
 
 class Tuner(nn.Module):

@@ -2,7 +2,7 @@
 
 Trainable counts on ``vit_base_patch16_224`` without head (checked by the tests): bitfit 102,912;
 lora 294,912; adapter 156,768; adaptformer 156,768; houlsby 313,536; vpt_shallow 7,680;
-vpt_deep 92,160; prefix 184,320; ssf 205,824; utuning 341,088.
+vpt_deep 92,160; prefix 184,320; ssf 205,824; utuning 341,088; bypass 387,312.
 """
 import copy
 from collections.abc import Callable
@@ -126,3 +126,9 @@ def utuning(spec: BackboneSpec) -> list[dict[str, Any]]:
     return [{'type': 'Prefix', 'targets': f'{spec.blocks}.attn', 'num_tokens': 10},
             {'type': 'Adapter', 'targets': f'{spec.blocks}.mlp', 'dim': 8, 'act': 'relu', 'placement': 'parallel',
              'scale': 0.1, 'name': 'ffn_adapter'}]
+
+
+@register_preset('bypass')
+def bypass(spec: BackboneSpec) -> list[dict[str, Any]]:
+    """Res-Tuning-Bypass: residual-adapter side network on the detached block outputs (memory-lean)."""
+    return [{'type': 'Bypass', 'targets': spec.bypass_ops, 'dim': 10}]

@@ -10,7 +10,8 @@ from .base import OpInfo, PromptTuner, Tuner
 class TunedOp(nn.Module):
     """Applies the tuners attached to ``base`` in their placements::
 
-        y = O([P_1; ...; P_k; x])          prompt tuners (P dropped from the output again)
+        y = B(O, x)                        a bypass tuner (alone on its op) replaces the output
+    y = O([P_1; ...; P_k; x])          prompt tuners (P dropped from the output again)
         y = y + U_1(x) + ... + U_m(x)      parallel tuners, on O's input
         y = S_n(...S_1(y))                 sequential tuners, in attach order
 
@@ -32,6 +33,9 @@ class TunedOp(nn.Module):
         if name in self.tuners:
             raise ValueError(f'{self.op.name!r} already has a tuner named {name!r}; give the plan entry a `name`')
         tuner.check_op(self.op)
+        if self.tuners and 'bypass' in {tuner.placement, *(t.placement for t in self.tuners.values())}:
+            raise ValueError(f'a Bypass replaces the output of {self.op.name!r}; it cannot share the op with '
+                             'other tuners (attach those to the blocks inside it instead)')
         self.tuners[name] = tuner
 
     def _active(self) -> list[Tuner]:
@@ -41,6 +45,9 @@ class TunedOp(nn.Module):
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         active = self._active()
+        bypass = [t for t in active if t.placement == 'bypass']
+        if bypass:  # the side network's output replaces O's; check_bypass keeps it alone on its op
+            return bypass[0].run(self.base, x)
         prompts = [t for t in active if t.placement == 'prompt']
         y = self._prompted(prompts, x, *args, **kwargs) if prompts else self.base(x, *args, **kwargs)
         for t in active:

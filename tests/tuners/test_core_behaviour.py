@@ -148,3 +148,14 @@ def test_tuner_context_is_scoped_and_thread_local():
         t.join()
     assert seen == [{'task': 'b', 'layer': 1}, {'task': 'a'}, {}]
     assert pv.current_context() == {}
+
+
+def test_bypass_keeps_the_backbone_out_of_the_autograd_graph(images):
+    model = pv.apply_tuners(tiny_vit(), 'bypass', trainable=('head',))
+    flags = []
+    for block in model.blocks:
+        block.register_forward_hook(lambda m, inp, out: flags.append(out.requires_grad))
+    out = model(images)
+    assert flags == [False, False] and out.requires_grad  # frozen blocks record nothing; the bypass trains
+    with pytest.raises(ValueError, match='cannot share the op'):
+        pv.apply_tuners(tiny_vit(), [{'type': 'Bypass'}, {'type': 'VPT', 'targets': 'blocks'}])

@@ -8,7 +8,7 @@ import petl_vision as pv
 VIT_B_COUNTS = {
     'linear': 0, 'bitfit': 102_912, 'lora': 294_912, 'adapter': 156_768, 'adaptformer': 156_768,
     'houlsby': 313_536, 'vpt_shallow': 7_680, 'vpt_deep': 92_160, 'prefix': 184_320, 'ssf': 205_824,
-    'utuning': 341_088, 'full': 85_798_656,
+    'utuning': 341_088, 'bypass': 387_312, 'full': 85_798_656,
 }
 
 
