@@ -18,6 +18,7 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             if group['params']:
                 groups.append(group)
         if not groups:
-            raise ValueError('the model has no trainable parameters; check the plan and `trainable` in the model config')
+            raise ValueError('the model has no trainable parameters; check the plan and `trainable` in the model '
+                             'config')
         wrapper.optimizer.param_groups = groups
         return wrapper

@@ -52,6 +52,7 @@ class ImageClassifier(BaseModel):
         head = list(self.backbone.get_classifier().parameters())
         head_ids = {id(p) for p in head}
         counts = count_parameters(self.backbone)
-        return {'trainable': sum(p.numel() for p in self.backbone.parameters() if p.requires_grad and id(p) not in head_ids),
+        trainable = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad and id(p) not in head_ids)
+        return {'trainable': trainable,
                 'head': sum(p.numel() for p in head), 'trainable_with_head': counts['trainable'],
                 'total': counts['total']}

@@ -11,7 +11,8 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar('petl_vision_tuner_context', default=None)
+_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar('petl_vision_tuner_context',
+                                                                              default=None)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,15 @@
+"""Cross-domain few-shot learning: prototype classifier, ProLAD's loss maths, episodic evaluation."""
+from petl_vision.fewshot.evaluator import (AdaptFn, DomainResult, FewShotDomain, FewShotEvaluator, FewShotResults,
+                                           confidence_interval95, embed, fetch_from_dataset,
+                                           frozen_prototype_baseline)
+from petl_vision.fewshot.prolad_losses import (SupportSimilarity, adaptive_coefficient, distillation_loss,
+                                               mean_pairwise_cosine, prolad_coefficient, stage2_loss,
+                                               support_similarity)
+from petl_vision.fewshot.prototypes import cosine_logits, prototype_logits, prototype_loss, prototypes
+
+__all__ = [
+    'AdaptFn', 'DomainResult', 'FewShotDomain', 'FewShotEvaluator', 'FewShotResults', 'SupportSimilarity',
+    'adaptive_coefficient', 'confidence_interval95', 'cosine_logits', 'distillation_loss', 'embed',
+    'fetch_from_dataset', 'frozen_prototype_baseline', 'mean_pairwise_cosine', 'prolad_coefficient',
+    'prototype_logits', 'prototype_loss', 'prototypes', 'stage2_loss', 'support_similarity',
+]
