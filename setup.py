@@ -12,9 +12,10 @@ setup(
     long_description=Path('README.md').read_text(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['petl_vision', 'petl_vision.*']),
-    python_requires='>=3.9',
+    package_data={'petl_vision.demo': ['*.pth', 'README.md']},
+    python_requires='>=3.11',
     install_requires=[
-        'torch>=2.1',
+        'torch>=2.5',  # torch.serialization.safe_globals (safe resume)
         'torchvision',
         'timm>=1.0.9',
         'mmengine>=0.10.4',
@@ -23,9 +24,10 @@ setup(
         'safetensors',
         'matplotlib',
         'rich',
+        'scikit-learn',  # the quick start's digits images
     ],
     extras_require={
-        'test': ['pytest', 'peft', 'scikit-learn'],
+        'test': ['pytest', 'peft', 'scikit-learn', 'h5py', 'scipy'],
         'points': ['h5py'],
     },
 )

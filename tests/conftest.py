@@ -4,6 +4,8 @@ import torch
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
+from petl_vision.backbones.point_transformer import PointTransformer
+
 
 def tiny_vit(num_classes: int = 5, **kw) -> VisionTransformer:
     torch.manual_seed(0)
@@ -18,7 +20,22 @@ def tiny_swin(num_classes: int = 5) -> SwinTransformer:
                            num_classes=num_classes)
 
 
-BACKBONES = {'vit': tiny_vit, 'swin': tiny_swin}
+def tiny_point(num_classes: int = 5) -> PointTransformer:
+    # positions once and prompts pooled by the head: the DAPT configuration, so every tuner applies
+    torch.manual_seed(0)
+    return PointTransformer(trans_dim=32, depth=2, num_heads=2, group_size=8, num_group=8, encoder_dims=32,
+                            num_classes=num_classes, pos_every_block=False, prompt_pool='max')
+
+
+BACKBONES = {'vit': tiny_vit, 'swin': tiny_swin, 'point': tiny_point}
+
+
+def example_inputs(backbone: str) -> torch.Tensor:
+    """A batch for each tiny backbone: images (2, 3, 32, 32) or point clouds (2, 64, 3)."""
+    g = torch.Generator().manual_seed(1)
+    if backbone == 'point':
+        return torch.randn(2, 64, 3, generator=g)
+    return torch.randn(2, 3, 32, 32, generator=g)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The U-Tuning core: tuners, the op wrapper, plans and presets, and the public API."""
-from . import adapter, bypass, lora, prompts, selection, ssf  # noqa: F401  (register the tuners)
+from . import adapter, bypass, dapt, lora, prompts, selection, ssf  # noqa: F401  (register the tuners)
 from .api import (
                   apply_tuners,
                   backbone_fingerprint,

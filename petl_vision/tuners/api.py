@@ -72,12 +72,21 @@ def _apply_entry(model: nn.Module, spec, entry: dict[str, Any]) -> None:
             p.requires_grad_(True)
         return
     patterns = as_patterns(config.targets) or as_patterns(cls.default_targets(spec))
+    if not patterns:
+        raise ValueError(f'{type_name} has no `targets` and no default target on a {spec.name} backbone; '
+                         'name the ops to attach it to')
     name = config.name or type_name.lower()
     for op_name, module in match_modules(model, patterns, f'{type_name} targets'):
         op = module if isinstance(module, TunedOp) else _wrap(model, op_name, module, spec)
         tuner = cls(config, op.op)
         device = next(op.base.parameters()).device
         op.add(name, tuner.to(device))
+        tuner.bind(lambda path, tuner_name: _find_tuner(model, path, tuner_name))
+
+
+def _find_tuner(model: nn.Module, op_name: str, tuner_name: str) -> nn.Module | None:
+    op = dict(logical_modules(model)).get(op_name)
+    return op.tuners[tuner_name] if isinstance(op, TunedOp) and tuner_name in op.tuners else None
 
 
 def _wrap(model: nn.Module, name: str, module: nn.Module, spec) -> TunedOp:

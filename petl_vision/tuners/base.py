@@ -85,8 +85,17 @@ class Tuner(nn.Module):
 
     @classmethod
     def default_targets(cls, spec: BackboneSpec) -> str | list[str]:
-        """Where the generic test suite (and a plan without ``targets``) attaches this tuner."""
+        """Where a plan entry without ``targets`` attaches this tuner."""
         raise NotImplementedError(f'{cls.__name__} must define default_targets(spec)')
+
+    @classmethod
+    def example_plan(cls, spec: BackboneSpec) -> list[dict] | None:
+        """The plan the generic test suite runs for this tuner on ``spec``; None where it does not apply."""
+        return [{'type': cls.type_name, 'targets': cls.default_targets(spec)}]
+
+    def bind(self, find_tuner) -> None:
+        """Called once attached; ``find_tuner(op_name, tuner_name)`` looks up another tuner of the model
+        (DAPT's internal prompt reads its block's adapter)."""
 
     def check_op(self, op: OpInfo) -> None:
         """Raise a clear error if this tuner cannot be attached to ``op``."""
@@ -136,6 +145,10 @@ class ParameterSelection:
     @classmethod
     def default_targets(cls, spec: BackboneSpec) -> None:
         return None
+
+    @classmethod
+    def example_plan(cls, spec: BackboneSpec) -> list[dict]:
+        return [{'type': cls.type_name}]
 
     def selects(self, name: str, param: nn.Parameter) -> bool:
         raise NotImplementedError

@@ -97,7 +97,7 @@ def test_load_single_task_baselines_json_and_yaml(tmp_path):
 
 def test_multi_task_metric_end_to_end(tmp_path):
     (tmp_path / 'st.json').write_text(json.dumps({'semseg/mIoU': 100 / 3 / 1.1, 'depth/rmse': 2.0}))
-    metric = METRICS.build({'type': 'MultiTaskDenseMetric', 'tasks': ['semseg', 'depth'],
+    metric = METRICS.build({'type': 'MultiTaskDenseMetric', '_scope_': 'petl_vision', 'tasks': ['semseg', 'depth'],
                             'num_classes': {'semseg': 4}, 'single_task_baselines': str(tmp_path / 'st.json')})
     sample = {'pred': {'semseg': SEG_PRED, 'depth': torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])},
               'gt': {'semseg': SEG_GT, 'depth': torch.tensor([[[1.0, 4.0, 0.0, 2.0]]])}}

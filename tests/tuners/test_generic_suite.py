@@ -9,18 +9,20 @@ import petl_vision as pv
 from petl_vision.backbones import describe
 from petl_vision.tuners import TUNERS, ParameterSelection, tuned_ops
 from petl_vision.tuners.patterns import logical_param_name
-from tests.conftest import BACKBONES
+from tests.conftest import BACKBONES, example_inputs
+
+def _applies(tuner: str, backbone: str) -> bool:
+    return TUNERS[tuner].example_plan(describe(BACKBONES[backbone]())) is not None
+
 
 CASES = [(p, b) for p in pv.list_presets() for b in BACKBONES] + \
-        [(f'type:{t}', b) for t in sorted(TUNERS) for b in BACKBONES]
+        [(f'type:{t}', b) for t in sorted(TUNERS) for b in BACKBONES if _applies(t, b)]
 
 
 def plan_of(case: str, backbone) -> str | list[dict]:
     if not case.startswith('type:'):
         return case
-    cls = TUNERS[case[5:]]
-    targets = cls.default_targets(describe(backbone))
-    return [{'type': cls.type_name, **({'targets': targets} if targets else {})}]
+    return TUNERS[case[5:]].example_plan(describe(backbone))
 
 
 def build(case: str, backbone: str):
@@ -45,7 +47,8 @@ def plan_is_identity_at_init(model) -> bool:
 
 
 @pytest.mark.parametrize('case,backbone', CASES)
-def test_only_tuner_and_trainable_params_get_gradients(case, backbone, images):
+def test_only_tuner_and_trainable_params_get_gradients(case, backbone):
+    images = example_inputs(backbone)
     model, _ = build(case, backbone)
     model.train()
     perturb(model)
@@ -62,7 +65,8 @@ def test_only_tuner_and_trainable_params_get_gradients(case, backbone, images):
 
 
 @pytest.mark.parametrize('case,backbone', CASES)
-def test_zero_initialised_methods_start_at_the_frozen_model(case, backbone, images):
+def test_zero_initialised_methods_start_at_the_frozen_model(case, backbone):
+    images = example_inputs(backbone)
     model, frozen = build(case, backbone)
     if not plan_is_identity_at_init(model):
         assert not torch.allclose(model(images), frozen(images)), 'a prompt/SSF tuner should change the output'
@@ -71,7 +75,8 @@ def test_zero_initialised_methods_start_at_the_frozen_model(case, backbone, imag
 
 
 @pytest.mark.parametrize('case,backbone', CASES)
-def test_merge_matches_unmerged_and_unmerge_restores(case, backbone, images):
+def test_merge_matches_unmerged_and_unmerge_restores(case, backbone):
+    images = example_inputs(backbone)
     model, _ = build(case, backbone)
     perturb(model)
     rows = pv.describe_tuners(model)
@@ -93,7 +98,8 @@ def test_merge_matches_unmerged_and_unmerge_restores(case, backbone, images):
 
 
 @pytest.mark.parametrize('case,backbone', CASES)
-def test_save_load_round_trip_onto_a_fresh_backbone(case, backbone, images, tmp_path):
+def test_save_load_round_trip_onto_a_fresh_backbone(case, backbone, tmp_path):
+    images = example_inputs(backbone)
     model, fresh = build(case, backbone)
     perturb(model)
     path = pv.save_tuners(model, tmp_path / 'tuners.safetensors')
@@ -108,7 +114,8 @@ def test_save_load_round_trip_onto_a_fresh_backbone(case, backbone, images, tmp_
 
 
 @pytest.mark.parametrize('case,backbone', CASES)
-def test_training_step_moves_tuners_and_keeps_frozen_weights(case, backbone, images):
+def test_training_step_moves_tuners_and_keeps_frozen_weights(case, backbone):
+    images = example_inputs(backbone)
     model, _ = build(case, backbone)
     model.train()
     perturb(model)
@@ -127,7 +134,8 @@ def test_training_step_moves_tuners_and_keeps_frozen_weights(case, backbone, ima
 
 
 @pytest.mark.parametrize('case,backbone', CASES)
-def test_disabling_tuners_gives_the_frozen_model(case, backbone, images):
+def test_disabling_tuners_gives_the_frozen_model(case, backbone):
+    images = example_inputs(backbone)
     model, frozen = build(case, backbone)
     perturb(model)
     if any(issubclass(pv.tuners.get_tuner_cls(e['type']), ParameterSelection) for e in model.petl_plan):

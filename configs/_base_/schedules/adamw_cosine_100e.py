@@ -1,0 +1,15 @@
+# The PETL recipe of V-PETL Bench / NOAH / SSF: AdamW, 10 warm-up epochs, cosine to 100 epochs, batch 64.
+optim_wrapper = dict(
+    constructor='TrainableOptimWrapperConstructor',  # frozen parameters never reach the optimizer
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4, betas=(0.9, 0.999)),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=10, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=90, eta_min=1e-8, by_epoch=True, begin=10, end=100,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=10)
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=64)

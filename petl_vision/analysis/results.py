@@ -1,0 +1,70 @@
+"""One results table (markdown + CSV) and an accuracy-vs-trainable-parameters plot for a set of runs."""
+import csv
+import dataclasses
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@dataclasses.dataclass
+class SuiteRow:
+    """One trained config: its plan, trainable parameters (without the head) and accuracies in percent."""
+
+    config: str
+    dataset: str
+    method: str
+    trainable: int
+    head: int
+    val_top1: float | None
+    test_top1: float | None
+    train_seconds: float
+
+
+def _fmt(value: float | None) -> str:
+    return '-' if value is None else f'{value:.2f}'
+
+
+def markdown_table(rows: list[SuiteRow]) -> str:
+    lines = ['| dataset | method | trainable (no head) | head | val top-1 | test top-1 | train s |',
+             '|---|---|---:|---:|---:|---:|---:|']
+    for r in sorted(rows, key=lambda r: (r.dataset, r.trainable)):
+        lines.append(f'| {r.dataset} | {r.method} | {r.trainable:,} | {r.head:,} | {_fmt(r.val_top1)} | '
+                     f'{_fmt(r.test_top1)} | {r.train_seconds:.0f} |')
+    return '\n'.join(lines)
+
+
+def write_results(rows: list[SuiteRow], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``results.md``, ``results.csv`` and ``accuracy_vs_params.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {'markdown': out / 'results.md', 'csv': out / 'results.csv', 'plot': out / 'accuracy_vs_params.png'}
+    paths['markdown'].write_text(markdown_table(rows) + '\n')
+    with paths['csv'].open('w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in dataclasses.fields(SuiteRow)])
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in rows)
+    plot_accuracy_vs_params(rows, paths['plot'])
+    return paths
+
+
+def plot_accuracy_vs_params(rows: list[SuiteRow], path: str | Path) -> None:
+    """Test top-1 (val where no test was run) against trainable parameters, log x, one colour per dataset."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for dataset in sorted({r.dataset for r in rows}):
+        pts = [(max(r.trainable, 1), r.test_top1 if r.test_top1 is not None else r.val_top1, r.method)
+               for r in rows if r.dataset == dataset]
+        pts = [p for p in pts if p[1] is not None]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=dataset)
+        for x, y, name in pts:
+            ax.annotate(name, (x, y), textcoords='offset points', xytext=(4, 3), fontsize=8)
+    ax.set_xscale('log')
+    ax.set_xlabel('trainable parameters without head (log)')
+    ax.set_ylabel('top-1 accuracy (%)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,105 @@
+"""Image-classification transforms: callables on a sample dict wrapping ``torchvision.transforms.v2``.
+
+A sample travelling through the pipeline is a dict::
+
+    {'img_path': str (file datasets only), 'img': uint8 (3, H, W) tensor, 'gt_label': int}
+
+:class:`LoadImage` turns ``img_path`` into ``img`` (in-memory datasets such as :class:`CIFAR100` hand out ``img``
+already); the geometric transforms change ``img`` only; :class:`PackInputs` ends every pipeline and returns
+``{'inputs': uint8 (3, H, W), 'data_samples': int label}``, which mmengine's ``default_collate`` batches into
+``{'inputs': uint8 (B, 3, H, W), 'data_samples': int64 (B,)}``. Normalisation is the model's data preprocessor's job.
+Randomness comes from torch's generator, which mmengine seeds and DataLoader workers re-seed per worker.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
+
+from petl_vision.registry import TRANSFORMS
+
+Size = int | tuple[int, int]
+
+
+def _size(size: int | list[int] | tuple[int, int]) -> Size:
+    return size if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+@TRANSFORMS.register_module()
+class LoadImage:
+    """Read ``results['img_path']`` (any format PIL opens; grey, palette and CMYK converted) into ``results['img']``,
+    uint8 (3, H, W), and record ``ori_shape`` = (H, W)."""
+
+    def __call__(self, results: dict) -> dict:
+        with Image.open(results['img_path']) as image:
+            rgb = np.asarray(image.convert('RGB'))  # (H, W, 3)
+        results['img'] = torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()  # (3, H, W)
+        results['ori_shape'] = tuple(rgb.shape[:2])
+        return results
+
+
+class ImageTransform:
+    """Apply a torchvision v2 transform (``self.op``) to ``results['img']``, uint8 (3, H, W)."""
+
+    op: v2.Transform
+
+    def __call__(self, results: dict) -> dict:
+        results['img'] = self.op(results['img'])
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self.op!r})'
+
+
+@TRANSFORMS.register_module()
+class Resize(ImageTransform):
+    """Resize: an int ``size`` sets the shorter side (aspect kept), ``(H, W)`` sets both (as NOAH's VTAB 224 x 224).
+
+    ``interpolation``: ``'bilinear'``, ``'bicubic'`` or ``'nearest'``; antialiased when downsampling.
+    """
+
+    def __init__(self, size: int | tuple[int, int], interpolation: str = 'bicubic') -> None:
+        self.op = v2.Resize(_size(size), interpolation=InterpolationMode(interpolation), antialias=True)
+
+
+@TRANSFORMS.register_module()
+class RandomResizedCrop(ImageTransform):
+    """Crop a random area fraction ``scale`` with aspect ratio in ``ratio``, resized to ``size``."""
+
+    def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = 'bicubic') -> None:
+        self.op = v2.RandomResizedCrop(_size(size), scale=tuple(scale), ratio=tuple(ratio),
+                                       interpolation=InterpolationMode(interpolation), antialias=True)
+
+
+@TRANSFORMS.register_module()
+class RandomCrop(ImageTransform):
+    """Crop a random ``size`` window (VPT's FGVC recipe: shorter side to 256, bilinear; random 224 crop; flip)."""
+
+    def __init__(self, size: int | tuple[int, int]) -> None:
+        self.op = v2.RandomCrop(_size(size))
+
+
+@TRANSFORMS.register_module()
+class CenterCrop(ImageTransform):
+    """Crop the central ``size`` window."""
+
+    def __init__(self, size: int | tuple[int, int]) -> None:
+        self.op = v2.CenterCrop(_size(size))
+
+
+@TRANSFORMS.register_module()
+class RandomFlip(ImageTransform):
+    """Flip left-right with probability ``prob``."""
+
+    def __init__(self, prob: float = 0.5) -> None:
+        self.op = v2.RandomHorizontalFlip(prob)
+
+
+@TRANSFORMS.register_module()
+class PackInputs:
+    """End of every pipeline: ``{'inputs': img uint8 (3, H, W), 'data_samples': int(gt_label)}``."""
+
+    def __call__(self, results: dict) -> dict:
+        return {'inputs': results['img'], 'data_samples': int(results['gt_label'])}

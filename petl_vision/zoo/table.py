@@ -1,0 +1,90 @@
+"""The model zoo table: every pretrained file petl_vision knows by name, with its URL, sha256 and licence.
+
+Image backbones are timm's own conversions on the Hugging Face hub (``timm/<arch>.<tag>``, found with
+``timm.models.get_pretrained_cfg``): safetensors files whose keys match timm's models, so they load with no
+conversion. ``sha256=None`` means no checksum has been published or pinned yet: downloads then report the
+computed value so it can be pinned here (see docs/zoo.md, "Checksum policy").
+"""
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named file of the zoo.
+
+    Attributes:
+        name: zoo name, ``<arch>.<tag>``; ``zoo://<name>`` in configs.
+        url: where the file is downloaded from.
+        sha256: hex digest of the file, or None while none is pinned.
+        license: licence of the weights (SPDX id where there is one).
+        kind: ``'backbone'`` (pretrained weights) or ``'tuner'`` (a released tuner-only checkpoint).
+        arch: model the weights are for: a timm model name, or ``'point_transformer'``.
+        filename: file name in the cache; names the format (``.safetensors`` or a torch ``.pth``).
+        notes: provenance and which papers use it.
+    """
+
+    name: str
+    url: str
+    sha256: str | None
+    license: str
+    kind: Literal['backbone', 'tuner']
+    arch: str
+    filename: str
+    notes: str = ''
+
+    def __post_init__(self):
+        if self.kind not in ('backbone', 'tuner'):
+            raise ValueError(f'zoo entry {self.name}: kind must be "backbone" or "tuner", got {self.kind!r}')
+        if self.sha256 is not None and not re.fullmatch(r'[0-9a-f]{64}', self.sha256):
+            raise ValueError(f'zoo entry {self.name}: sha256 must be 64 lowercase hex digits or None, '
+                             f'got {self.sha256!r}')
+
+
+def _timm_hub(name: str, hub_tag: str, license: str, notes: str) -> ZooEntry:
+    """A timm model on the Hugging Face hub; ``hub_tag`` is timm's pretrained tag (``orig_in21k``)."""
+    arch = name.split('.')[0]
+    url = f'https://huggingface.co/timm/{arch}.{hub_tag}/resolve/main/model.safetensors'
+    return ZooEntry(name, url, None, license, 'backbone', arch, f'{name}.safetensors', notes)
+
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in [
+    _timm_hub('vit_base_patch16_224.in21k', 'orig_in21k', 'apache-2.0',
+              "Google's original ViT-B/16 ImageNet-21k weights (ViT-B_16.npz), no head; the backbone of VPT, "
+              'NOAH, SSF, FacT, Convpass and most VTAB-1k / FGVC PETL results.'),
+    _timm_hub('vit_large_patch16_224.in21k', 'orig_in21k', 'apache-2.0',
+              "Google's original ViT-L/16 ImageNet-21k weights, no head."),
+    _timm_hub('vit_small_patch16_224.in21k', 'augreg_in21k', 'apache-2.0',
+              'AugReg ViT-S/16 ImageNet-21k weights (How to train your ViT), 21843-class head.'),
+    _timm_hub('vit_base_patch16_224.mae', 'mae', 'cc-by-nc-4.0',
+              'MAE self-supervised ViT-B/16 (ImageNet-1k), no head; for self-supervised comparisons (AdaptFormer).'),
+    _timm_hub('swin_tiny_patch4_window7_224.in22k', 'ms_in22k', 'mit',
+              "Microsoft's Swin-T ImageNet-22k weights, 21841-class head."),
+    _timm_hub('swin_base_patch4_window7_224.in22k', 'ms_in22k', 'mit',
+              "Microsoft's Swin-B ImageNet-22k weights, 21841-class head; VPT and SSF report Swin-B results on it."),
+    ZooEntry('point_mae.shapenet', 'https://github.com/Pang-Yatian/Point-MAE/releases/download/main/pretrain.pth',
+             None, 'mit', 'backbone', 'point_transformer', 'point_mae.shapenet.pth',
+             'Point-MAE ShapeNet pretraining (Pang et al., ECCV 2022), the release "pretrain.pth"; the backbone '
+             'of IDPT, DAPT and Point-PEFT. Load with petl_vision.backbones.point_transformer.load_point_checkpoint.'),
+    ZooEntry('point_bert.shapenet', 'https://cloud.tsinghua.edu.cn/f/202b29805eea45d7be92/?dl=1',
+             None, 'mit', 'backbone', 'point_transformer', 'point_bert.shapenet.pth',
+             'Point-BERT ShapeNet pretraining (Yu et al., CVPR 2022), the README\'s Tsinghua Cloud link; the other '
+             'backbone of IDPT, DAPT and Point-PEFT. '
+             'Load with petl_vision.backbones.point_transformer.load_point_checkpoint.'),
+]}
+
+
+def list_models(kind: str | None = None) -> list[str]:
+    """Sorted zoo names, optionally only those of one ``kind`` (``'backbone'`` or ``'tuner'``)."""
+    return sorted(name for name, entry in ZOO.items() if kind is None or entry.kind == kind)
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The entry called ``name``; an unknown name raises ``KeyError`` listing the closest known names."""
+    if name in ZOO:
+        return ZOO[name]
+    close = difflib.get_close_matches(name, ZOO, n=3, cutoff=0.4)
+    hint = f'closest: {", ".join(close)}' if close else f'known: {", ".join(list_models())}'
+    raise KeyError(f'no zoo entry named {name!r}; {hint} (python tools/zoo.py list shows them all)')
