@@ -3,8 +3,8 @@ import importlib
 
 from mmengine.registry import DefaultScope
 
-_MODULES = ('petl_vision.models', 'petl_vision.datasets', 'petl_vision.evaluation', 'petl_vision.engine',
-            'petl_vision.zoo')
+_MODULES = ('petl_vision.demo', 'petl_vision.models', 'petl_vision.datasets', 'petl_vision.evaluation',
+            'petl_vision.engine', 'petl_vision.zoo')
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

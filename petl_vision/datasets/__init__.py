@@ -7,16 +7,17 @@ from petl_vision.datasets.cifar import CIFAR100
 from petl_vision.datasets.dense_multitask import NYUDMT, DenseMultiTaskDataset, PascalContextMT
 from petl_vision.datasets.dense_transforms import (DensePad, DenseRandomHorizontalFlip, DenseRandomScaleCrop,
                                                    DenseResize)
-from petl_vision.datasets.digits import SklearnDigits
+from petl_vision.datasets.digits import DigitsShiftTarget, SklearnDigits
 from petl_vision.datasets.episodes import Episode, EpisodeSampler, FixedProtocol, MetaDatasetProtocol
 from petl_vision.datasets.fgvc import CUB200, FGVCDataset, NABirds, OxfordFlowers, StanfordCars, StanfordDogs
 from petl_vision.datasets.point_clouds import ModelNet40, PointCloudDataset, ScanObjectNN
 from petl_vision.datasets.point_transforms import PointsRotate, PointsSample, PointsScaleTranslate
-from petl_vision.datasets.transforms import (CenterCrop, LoadImage, PackInputs, RandomCrop, RandomFlip,
-                                             RandomResizedCrop, Resize)
+from petl_vision.datasets.transforms import (CenterCrop, LoadImage, PackInputs, RandomAffine, RandomCrop,
+                                             RandomFlip, RandomResizedCrop, Resize)
 from petl_vision.datasets.vtab import VTAB_GROUPS, VTAB_TASKS, VTAB1k
 
-__all__ = ['CIFAR100', 'SklearnDigits', 'FGVCDataset', 'CUB200', 'NABirds', 'OxfordFlowers', 'StanfordDogs',
+__all__ = ['CIFAR100', 'SklearnDigits', 'DigitsShiftTarget', 'RandomAffine', 'FGVCDataset',
+           'CUB200', 'NABirds', 'OxfordFlowers', 'StanfordDogs',
            'StanfordCars', 'VTAB1k', 'VTAB_TASKS', 'VTAB_GROUPS', 'LoadImage', 'Resize', 'RandomResizedCrop',
            'RandomCrop', 'CenterCrop', 'RandomFlip', 'PackInputs', 'DenseMultiTaskDataset', 'PascalContextMT', 'NYUDMT',
            'DenseResize', 'DenseRandomScaleCrop', 'DenseRandomHorizontalFlip', 'DensePad', 'Episode', 'EpisodeSampler',

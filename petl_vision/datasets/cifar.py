@@ -33,31 +33,44 @@ class CIFAR100(ArrayImageDataset):
 
     Args:
         data_root: the folder that contains ``cifar-100-python/``.
-        split: ``'train'`` or ``'test'``.
+        split: ``'train'``, ``'val'``, ``'trainval'`` (all 50,000 training images) or ``'test'``. CIFAR-100 has
+            no validation split: ``val`` is ``val_size`` training images drawn with ``seed``, ``train`` the rest,
+            so model selection never looks at ``test``.
+        val_size, seed: size and seed of the held-out validation part of the training pickle.
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (``pipeline``, ``indices``, ``lazy_init``, ...).
 
     ``metainfo['classes']`` holds the 100 names from ``meta`` once the data is loaded.
     """
 
-    SPLITS: ClassVar[tuple[str, ...]] = ('train', 'test')
-    SIZES: ClassVar[dict[str, int]] = {'train': 50_000, 'test': 10_000}
+    SPLITS: ClassVar[tuple[str, ...]] = ('train', 'val', 'trainval', 'test')
+    SIZES: ClassVar[dict[str, int]] = {'trainval': 50_000, 'test': 10_000}
 
-    def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
+    def __init__(self, data_root: str, split: str = 'train', val_size: int = 5_000, seed: int = 0, **kwargs) -> None:
         if split not in self.SPLITS:
             raise ValueError(f"CIFAR100 split must be one of {self.SPLITS}, got '{split}'")
-        self.split = split
+        self.split, self.val_size, self.seed = split, val_size, seed
         super().__init__(data_root=data_root, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        files = [osp.join(CIFAR100_FOLDER, name) for name in (self.split, 'meta')]
+        source = 'test' if self.split == 'test' else 'train'
+        files = [osp.join(CIFAR100_FOLDER, name) for name in (source, 'meta')]
         require_paths('CIFAR100', self.data_root, files, CIFAR100_LAYOUT, 'cifar100')
         data = load_cifar_pickle(osp.join(self.data_root, files[0]))
         meta = load_cifar_pickle(osp.join(self.data_root, files[1]))
         self._metainfo['classes'] = tuple(meta['fine_label_names'])
         images = np.asarray(data['data'], dtype=np.uint8).reshape(-1, 3, 32, 32)  # (N, 3, 32, 32)
-        return [{'img': img, 'gt_label': int(label)} for img, label in zip(images, data['fine_labels'])]
+        labels = data['fine_labels']
+        order = range(len(images))
+        if self.split in ('train', 'val'):
+            if not 0 < self.val_size < len(images):
+                raise ValueError(f'val_size={self.val_size} must be between 1 and {len(images) - 1}')
+            perm = np.random.default_rng(self.seed).permutation(len(images))
+            order = np.sort(perm[:self.val_size] if self.split == 'val' else perm[self.val_size:])
+        return [{'img': images[i], 'gt_label': int(labels[i])} for i in order]
 
     @property
     def complete(self) -> bool:
-        """Whether the split has its official size (50,000 / 10,000); subsets and test fixtures do not."""
-        return len(self) == self.SIZES[self.split]
+        """Whether the split has its official size (trainval 50,000 / test 10,000; train + val = 50,000)."""
+        full = self.SIZES['trainval']
+        expected = {'train': full - self.val_size, 'val': self.val_size}.get(self.split) or self.SIZES[self.split]
+        return len(self) == expected

@@ -88,3 +88,33 @@ class SklearnDigits(ArrayImageDataset):
         images, labels = digits_arrays(self.img_size)
         return [{'img': images[i], 'gt_label': label, 'source_idx': int(i)}
                 for label, digit in enumerate(self.digits) for i in self._split_indices(labels, digit)]
+
+
+@DATASETS.register_module()
+class DigitsShiftTarget(ArrayImageDataset):
+    """The quick start's target task (:func:`petl_vision.demo.target_task_arrays`): the ten digits held out of the
+    demo backbone's pretraining, rotated by 30 degrees; ``train`` has ``shots`` images per class and ``val`` 10
+    (drawn with ``seed``), ``test`` 40 fixed images per class. Images are uint8 (3, 32, 32).
+
+    Args:
+        split: ``'train'``, ``'val'`` or ``'test'``.
+        shots: training images per class (1..20).
+        seed: seed of the train/val draw (``test`` is fixed).
+        **kwargs: :class:`mmengine.dataset.BaseDataset` arguments.
+    """
+
+    def __init__(self, split: str = 'train', shots: int = 20, seed: int = 0, **kwargs) -> None:
+        from petl_vision.demo import NUM_CLASSES, SPLITS
+
+        if split not in SPLITS:
+            raise ValueError(f"DigitsShiftTarget split must be one of {SPLITS}, got '{split}'")
+        self.split, self.shots, self.seed = split, shots, seed
+        metainfo = {'classes': tuple(str(d) for d in range(NUM_CLASSES)), **(kwargs.pop('metainfo', None) or {})}
+        kwargs.setdefault('serialize_data', False)
+        super().__init__(metainfo=metainfo, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        from petl_vision.demo import target_task_arrays
+
+        images, labels = target_task_arrays(self.split, seed=self.seed, shots=self.shots)
+        return [{'img': img, 'gt_label': int(label)} for img, label in zip(images, labels)]

@@ -98,6 +98,17 @@ class RandomFlip(ImageTransform):
 
 
 @TRANSFORMS.register_module()
+class RandomAffine(ImageTransform):
+    """Random rotation (+-``degrees``), translation (fraction of the size) and scale; the uncovered border is
+    filled with ``fill`` (the quick start's digits: black background)."""
+
+    def __init__(self, degrees: float = 10.0, translate: tuple[float, float] | None = (0.1, 0.1),
+                 scale: tuple[float, float] | None = (0.9, 1.1), fill: int = 0) -> None:
+        self.op = v2.RandomAffine(degrees=degrees, translate=translate, scale=scale,
+                                  interpolation=InterpolationMode.BILINEAR, fill=fill)
+
+
+@TRANSFORMS.register_module()
 class PackInputs:
     """End of every pipeline: ``{'inputs': img uint8 (3, H, W), 'data_samples': int(gt_label)}``."""
 

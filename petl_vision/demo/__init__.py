@@ -122,3 +122,6 @@ def target_task_arrays(split: str, seed: int = 0, shots: int = 20) -> tuple[np.n
         idx = rest[:, :VAL_PER_CLASS] if split == 'val' else rest[:, VAL_PER_CLASS:VAL_PER_CLASS + shots]
     idx = idx.reshape(-1)
     return shift_to_target(images[idx]), labels[idx]
+
+
+from . import timm_model  # noqa: E402,F401  (registers the timm model ``vit_digits_demo``)

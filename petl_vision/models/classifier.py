@@ -35,6 +35,14 @@ class ImageClassifier(BaseModel):
         self.backbone = apply_tuners(net, plan, trainable=tuple(trainable))
         self.label_smoothing = label_smoothing
 
+    def init_weights(self) -> None:
+        """Keep the weights set at construction (pretrained backbone, tuners' own initialisation).
+
+        mmengine's Runner calls ``init_weights`` on the model, and ``BaseModule.init_weights`` recurses into every
+        child that has one: timm's ``VisionTransformer.init_weights`` would redraw the pretrained weights.
+        """
+        self._is_init = True
+
     def forward(self, inputs: torch.Tensor, data_samples: torch.Tensor | None = None, mode: str = 'tensor'):
         logits = self.backbone(inputs)  # (B, num_classes)
         if mode == 'tensor':

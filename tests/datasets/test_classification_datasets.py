@@ -48,7 +48,7 @@ def write_cifar100(root, n_train: int = 5, n_test: int = 3) -> dict[str, np.ndar
 
 def test_cifar100_reads_pickles_as_chw_images(tmp_path):
     data = write_cifar100(tmp_path)
-    ds = CIFAR100(data_root=str(tmp_path), split='train', pipeline=[PackInputs()])
+    ds = CIFAR100(data_root=str(tmp_path), split='trainval', pipeline=[PackInputs()])
     assert len(ds) == 5 and not ds.complete
     assert ds.metainfo['classes'][:2] == ('class0', 'class1') and len(ds.metainfo['classes']) == 100
     sample = ds[3]
@@ -69,9 +69,21 @@ def test_cifar100_missing_folder_names_layout_and_command(tmp_path):
     assert f'python tools/prepare_data.py cifar100 --root {tmp_path}' in message
 
 
+def test_cifar100_val_is_a_seeded_held_out_part_of_train(tmp_path):
+    write_cifar100(tmp_path, n_train=10)
+
+    def labels(split, **kw):
+        ds = CIFAR100(data_root=str(tmp_path), split=split, val_size=3, **kw)
+        return [ds.get_data_info(i)['gt_label'] for i in range(len(ds))]
+    train, val = labels('train'), labels('val')
+    assert len(train) == 7 and len(val) == 3
+    assert sorted(train + val) == sorted(labels('trainval'))  # disjoint and complete (labels are 3 * index)
+    assert labels('val') == val and labels('val', seed=1) != val
+
+
 def test_cifar100_rejects_unknown_split(tmp_path):
-    with pytest.raises(ValueError, match="one of \\('train', 'test'\\)"):
-        CIFAR100(data_root=str(tmp_path), split='val')
+    with pytest.raises(ValueError, match="one of \\('train', 'val', 'trainval', 'test'\\)"):
+        CIFAR100(data_root=str(tmp_path), split='minival')
 
 
 # ---------------------------------------------------------------- FGVC (VPT json splits)
