@@ -27,12 +27,30 @@ def _fmt(value: float | None) -> str:
     return '-' if value is None else f'{value:.2f}'
 
 
+def _score(row: SuiteRow) -> float | None:
+    return row.test_top1 if row.test_top1 is not None else row.val_top1
+
+
+def _delta(row: SuiteRow, ref: SuiteRow | None) -> str:
+    if ref is None or _score(row) is None or _score(ref) is None:
+        return '-'
+    return f'{_score(row) - _score(ref):+.2f}'
+
+
 def markdown_table(rows: list[SuiteRow]) -> str:
-    lines = ['| dataset | method | trainable (no head) | head | val top-1 | test top-1 | train s |',
-             '|---|---|---:|---:|---:|---:|---:|']
+    """One row per run, by dataset and trainable parameters; where the same dataset has a ``linear`` and a
+    ``full`` run, each row also shows its gain over linear probing and its gap to full fine-tuning (test top-1,
+    val where no test ran) and its trainable share of full fine-tuning."""
+    lines = ['| dataset | method | trainable (no head) | % of full | head | val top-1 | test top-1 | vs linear | '
+             'vs full | train s |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     for r in sorted(rows, key=lambda r: (r.dataset, r.trainable)):
-        lines.append(f'| {r.dataset} | {r.method} | {r.trainable:,} | {r.head:,} | {_fmt(r.val_top1)} | '
-                     f'{_fmt(r.test_top1)} | {r.train_seconds:.0f} |')
+        same = {x.method: x for x in rows if x.dataset == r.dataset}
+        full = same.get('full')
+        share = f'{100 * r.trainable / full.trainable:.2f}' if full and full.trainable else '-'
+        lines.append(f'| {r.dataset} | {r.method} | {r.trainable:,} | {share} | {r.head:,} | {_fmt(r.val_top1)} | '
+                     f'{_fmt(r.test_top1)} | {_delta(r, same.get("linear"))} | {_delta(r, full)} | '
+                     f'{r.train_seconds:.0f} |')
     return '\n'.join(lines)
 
 
