@@ -27,6 +27,18 @@ def tiny_point(num_classes: int = 5) -> PointTransformer:
                             num_classes=num_classes, pos_every_block=False, prompt_pool='max')
 
 
+
+def tiny_resnet(num_classes: int = 5, bottleneck: bool = False):
+    """A timm ResNet with widths 8..64 (divisible by TAN's 8 groups). Not in BACKBONES: the generic suite's presets
+    target transformer blocks; ``tests/fewshot/test_prolad_tuners.py`` runs the suite's checks on it for the
+    conv tuners. ``zero_init_last=False`` so the residual branches (where conv tuners sit) are not zeroed."""
+    from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+
+    torch.manual_seed(0)
+    return ResNet(Bottleneck if bottleneck else BasicBlock, [1, 2, 1, 1], num_classes=num_classes,
+                  channels=(8, 16, 32, 64), stem_width=8, zero_init_last=False)
+
+
 BACKBONES = {'vit': tiny_vit, 'swin': tiny_swin, 'point': tiny_point}
 
 

@@ -1,11 +1,15 @@
 """Step time, peak memory, inference latency, parameters and FLOPs of PETL presets vs full fine-tuning and PEFT.
 
     python tools/benchmark.py --model vit_small_patch16_224 --batch-size 8 \
-        --presets lora adapter vpt_deep bypass --json out.json --markdown out.md --plot out.png
+        --presets lora adapter vpt_deep bypass --json out.json     # also writes out.md and out.png
 
 Every method is built on the same (randomly initialised) timm model in one process and timed in interleaved
 rounds (median); peak memory comes from a fresh process per method. Figures are also given as ratios to full
-fine-tuning and to HF PEFT's LoRA (r=8 on qkv) from the same run.
+fine-tuning and to HF PEFT's LoRA (r=8 on qkv) from the same run. ``--model point_mae_vit_s`` benchmarks the
+point-cloud transformer (2,048 points; ``--presets dapt`` adds DAPT's plan). ``--fewshot prolad tsa frozen`` also
+times one few-shot episode's adaptation per method (``--fewshot-only``: just that):
+
+    python tools/benchmark.py --model vit_small_patch16_224 --fewshot frozen tsa prolad --fewshot-only --json fs.json
 """
 import argparse
 import sys
@@ -13,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from petl_vision.benchmark import BenchConfig, markdown_report, plot_ratios, run_benchmark, write_json  # noqa: E402
+from petl_vision.benchmark import (BenchConfig, fewshot_table, markdown_report, plot_ratios,  # noqa: E402
+                                   run_benchmark, time_fewshot, write_json)
 
 
 def parse_args() -> argparse.Namespace:
@@ -24,33 +29,56 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--batch-size', type=int, default=d.batch_size)
     p.add_argument('--img-size', type=int, default=d.img_size)
     p.add_argument('--num-classes', type=int, default=d.num_classes)
-    p.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], default=d.dtype,
-                   help='autocast dtype (weights and optimizer stay float32)')
+    p.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16', 'fp32', 'bf16', 'fp16'], default=d.dtype,
+                   help='autocast dtype (weights and optimizer stay float32; fp16 adds a GradScaler)')
     p.add_argument('--device', choices=['cpu', 'cuda'], default=d.device)
     p.add_argument('--rounds', type=int, default=d.rounds, help='timed interleaved rounds (median reported)')
     p.add_argument('--warmup', type=int, default=d.warmup, help='untimed rounds first')
     p.add_argument('--threads', type=int, help='torch CPU threads (1 gives steadier timings on a busy machine)')
+    p.add_argument('--grad-checkpointing', action='store_true',
+                   help="timm's gradient checkpointing of the frozen blocks (left off where a tuner wraps the stack)")
     p.add_argument('--no-peft', action='store_true', help='leave HF PEFT LoRA out even when installed')
+    p.add_argument('--fewshot', nargs='+', default=[], metavar='METHOD',
+                   help='time per-episode few-shot adaptation of these methods (frozen, head, tsa, prolad, presets)')
+    p.add_argument('--fewshot-steps', type=int, default=10, help='adaptation steps per stage (fixed, no early stop)')
+    p.add_argument('--fewshot-shots', type=int, default=5, help='K of the N-way K-shot episode (N = 5, 15 queries)')
+    p.add_argument('--fewshot-only', action='store_true', help='skip the training/inference benchmark')
     p.add_argument('--json', type=Path, help='write the full record here')
-    p.add_argument('--markdown', type=Path, help='write the table here (it is printed either way)')
-    p.add_argument('--plot', type=Path, help='write a PNG of step-time and memory ratios to full fine-tuning')
+    p.add_argument('--markdown', type=Path, help='write the tables here (default: next to --json, .md)')
+    p.add_argument('--plot', type=Path, help='PNG of the ratios to full fine-tuning (default: next to --json, .png)')
     return p.parse_args()
 
 
 def main() -> None:
     a = parse_args()
+    if a.json:
+        a.markdown = a.markdown or a.json.with_suffix('.md')
+        a.plot = a.plot or a.json.with_suffix('.png')
     cfg = BenchConfig(model=a.model, presets=a.presets, batch_size=a.batch_size, img_size=a.img_size,
                       num_classes=a.num_classes, dtype=a.dtype, device=a.device, rounds=a.rounds, warmup=a.warmup,
-                      peft=not a.no_peft, threads=a.threads)
-    report = run_benchmark(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    text = markdown_report(report)
+                      peft=not a.no_peft, threads=a.threads, grad_checkpointing=a.grad_checkpointing)
+    if a.fewshot_only and not a.fewshot:
+        raise SystemExit('--fewshot-only needs --fewshot METHOD ...')
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    report = {} if a.fewshot_only else run_benchmark(cfg, log=log)
+    text = '' if a.fewshot_only else markdown_report(report)
+    if a.fewshot:
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(a.threads)
+        log(f'few-shot episodes: {", ".join(a.fewshot)}')
+        report['fewshot'] = time_fewshot(a.model, a.fewshot, img_size=a.img_size, k_shot=a.fewshot_shots,
+                                         steps=a.fewshot_steps, rounds=a.rounds, device=a.device)
+        text += ('\n' if text else '') + fewshot_table(report['fewshot']) + '\n'
     print(text)
     if a.markdown:
         a.markdown.parent.mkdir(parents=True, exist_ok=True)
         a.markdown.write_text(text)
-    for path in (a.json and write_json(report, a.json), a.plot and plot_ratios(report, a.plot)):
+    plot = a.plot and 'methods' in report and plot_ratios(report, a.plot)
+    for path in (a.json and write_json(report, a.json), a.markdown, plot):
         if path:
-            print(f'written: {path}')
+            print(f'written: {path}', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -9,9 +9,9 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
 
 from petl_vision import setup_env
+from petl_vision.engine import build_runner
 from petl_vision.tuners import load_tuners
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     tuner_only = args.checkpoint.endswith('.safetensors')
     cfg.load_from = None if tuner_only else args.checkpoint
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # Runner, or FlexibleRunner when the config has a strategy
     if tuner_only:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         load_tuners(model.backbone, args.checkpoint)  # refuses a file made for another backbone or plan

@@ -1,15 +1,17 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp]``.
 
-Distributed: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch`` (see tools/dist_train.sh).
+Distributed: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch`` (see tools/dist_train.sh and
+docs/distributed.md). A config with ``strategy=dict(type='FSDPStrategy')`` (or ``--fsdp``) trains with mmengine's
+FlexibleRunner; gradient accumulation is ``--cfg-options optim_wrapper.accumulative_counts=K``.
 """
 import argparse
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 from petl_vision import setup_env
+from petl_vision.engine import build_runner
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,6 +21,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from PATH, or from the latest checkpoint of the work dir when given alone')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--fsdp', action='store_true',
+                        help="shard the model with FSDP (FlexibleRunner, strategy=dict(type='FSDPStrategy'))")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -37,6 +41,8 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.fsdp:
+        cfg.setdefault('strategy', dict(type='FSDPStrategy'))
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
@@ -47,7 +53,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     setup_env.register_all_modules()
-    runner = Runner.from_cfg(build_config(args))
+    runner = build_runner(build_config(args))  # Runner, or FlexibleRunner when the config has a strategy
     runner.train()
 
 

@@ -1,4 +1,4 @@
-"""Backbone descriptors and backbones (timm ViT, timm Swin, point transformer)."""
+"""Backbone descriptors and backbones (timm ViT, timm Swin, timm ResNet, point transformer)."""
 from torch import nn
 
 from .spec import BackboneSpec
@@ -15,6 +15,11 @@ def describe(model: nn.Module) -> BackboneSpec:
     if isinstance(model, SwinTransformer):
         from .swin import swin_spec
         return swin_spec(model)
+    from timm.models.resnet import ResNet
+
+    if isinstance(model, ResNet):
+        from .resnet import resnet_spec
+        return resnet_spec(model)
     spec_fn = getattr(model, 'petl_spec', None)
     if callable(spec_fn):
         return spec_fn()

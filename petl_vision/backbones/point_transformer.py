@@ -91,11 +91,14 @@ class PointTransformer(nn.Module):
         drop_path_rate: stochastic depth of the last block, linearly increasing from 0 (0.1 in the recipes).
         num_classes: classes of the head; 0 keeps ``head`` an Identity and ``forward`` returns the (B, 2C) features.
         head_dropout: dropout of the head's two hidden layers.
-        pos_every_block: add the positional embedding before every block (Point-MAE, Point-BERT) or only once
-            before the first (DAPT, whose blocks insert prompt tokens so the sequence grows block by block).
+        pos_every_block: add the positional embedding before every block (Point-MAE, Point-BERT, IDPT; prompt
+            tokens a tuner inserted after the class token get zeros) or only once before the first (DAPT, whose
+            blocks insert prompt tokens so the sequence grows block by block).
         prompt_pool: None (head on ``[cls, max of patches]``) or ``'max'``/``'mean'``: DAPT's head on
             ``[cls, pooled prompt tokens, max of patches]``, the prompts being the tokens between the class token
-            and the last G patch tokens.
+            and the last G patch tokens (IDPT's one prompt: either pooling returns it).
+        patch_pool: ``'max'`` (every recipe) or None: no patch feature in the head (DAPT on OBJ_ONLY reads
+            ``[cls, pooled prompts]`` only).
     """
 
     num_prefix_tokens = 1
@@ -103,13 +106,15 @@ class PointTransformer(nn.Module):
     def __init__(self, trans_dim: int = 384, depth: int = 12, num_heads: int = 6, group_size: int = 32,
                  num_group: int = 64, encoder_dims: int = 384, mlp_ratio: float = 4.0, drop_path_rate: float = 0.0,
                  num_classes: int = 0, head_dropout: float = 0.5, pos_every_block: bool = True,
-                 prompt_pool: str | None = None):
+                 prompt_pool: str | None = None, patch_pool: str | None = 'max'):
         super().__init__()
         if prompt_pool not in (None, 'max', 'mean'):
             raise ValueError(f'prompt_pool must be None, "max" or "mean", got {prompt_pool!r}')
+        if patch_pool not in (None, 'max'):
+            raise ValueError(f'patch_pool must be "max" or None, got {patch_pool!r}')
         self.trans_dim = self.embed_dim = self.num_features = trans_dim
-        self.prompt_pool = prompt_pool
-        self.head_hidden_size = (3 if prompt_pool else 2) * trans_dim
+        self.prompt_pool, self.patch_pool = prompt_pool, patch_pool
+        self.head_hidden_size = (1 + bool(prompt_pool) + bool(patch_pool)) * trans_dim
         self.num_classes = num_classes
         self.head_dropout = head_dropout
         self.pos_every_block = pos_every_block
@@ -119,7 +124,7 @@ class PointTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, trans_dim))
         self.cls_pos = nn.Parameter(torch.zeros(1, 1, trans_dim))
         self.pos_embed = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, trans_dim))
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linspace, also on the meta device
         # Point-MAE's blocks: no qkv bias, torch LayerNorm (eps 1e-5, timm's default is 1e-6)
         self.blocks = nn.Sequential(*[
             Block(trans_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=False, drop_path=dpr[i],
@@ -145,19 +150,29 @@ class PointTransformer(nn.Module):
         return x, pos
 
     def forward_features(self, pts: torch.Tensor) -> torch.Tensor:
-        """Points (B, N, 3) -> normed tokens (B, 1+G, C): the class token, then one token per patch."""
+        """Points (B, N, 3) -> normed tokens (B, 1+P+G, C): the class token, P prompt tokens a tuner inserted
+        (none untuned), then one token per patch."""
         x, pos = self.embed(pts)
         if not self.pos_every_block:  # DAPT: positions once; its blocks may then insert tokens
             return self.norm(self.blocks(x + pos))
         for i, blk in enumerate(self.blocks):
-            if x.shape[1] != pos.shape[1]:
-                raise RuntimeError(f'block {i} gets {x.shape[1]} tokens but there are {pos.shape[1]} positions: a '
-                                   'tuner changed the sequence length, which needs pos_every_block=False (DAPT)')
-            x = blk(x + pos)
+            x = blk(x + self._pad_positions(pos, x.shape[1], i))
         return self.norm(x)
 
+    def _pad_positions(self, pos: torch.Tensor, num_tokens: int, block: int) -> torch.Tensor:
+        """Positions (B, 1+G, C) for a sequence that a tuner grew to ``num_tokens`` by inserting prompt tokens after
+        the class token (IDPT before the last block): the prompts carry their own embedding, so they get zeros."""
+        extra = num_tokens - pos.shape[1]
+        if extra < 0:
+            raise RuntimeError(f'block {block} gets {num_tokens} tokens but there are {pos.shape[1]} positions: a '
+                               'tuner dropped tokens; only prompts inserted after the class token are supported')
+        if extra == 0:
+            return pos
+        n = self.num_prefix_tokens
+        return torch.cat([pos[:, :n], pos.new_zeros(pos.shape[0], extra, pos.shape[2]), pos[:, n:]], dim=1)
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Tokens (B, 1+P+G, C) -> ``[cls, (pooled prompts,) max over patches]`` (B, 2C or 3C), then the head's
+        """Tokens (B, 1+P+G, C) -> ``[cls, (pooled prompts,) (max over patches)]`` (B, 2C or 3C), then the head's
         logits unless ``pre_logits``. P prompt tokens sit between the class token and the G patch tokens."""
         n, G = self.num_prefix_tokens, self.group_divider.num_group
         parts = [x[:, 0]]
@@ -167,7 +182,8 @@ class PointTransformer(nn.Module):
                 parts.append(x.new_zeros(x.shape[0], x.shape[2]))
             else:
                 parts.append(prompts.max(dim=1).values if self.prompt_pool == 'max' else prompts.mean(dim=1))
-        parts.append(x[:, x.shape[1] - G:].max(dim=1).values)
+        if self.patch_pool:
+            parts.append(x[:, x.shape[1] - G:].max(dim=1).values)
         feats = torch.cat(parts, dim=-1)  # (B, 2C or 3C)
         return feats if pre_logits else self.head(feats)
 

@@ -35,6 +35,12 @@ class BackboneSpec:
         final_norm: name of the final norm, or None.
         extra_norms / extra_linears: further SSF targets (Swin's patch-merging norm and reduction).
         bypass_ops: the block stack a Res-Tuning-Bypass side network follows.
+        channel_dim: where block outputs hold their channels: -1 for tokens ((B, N, C), Swin's (B, H, W, C)),
+            1 for NCHW feature maps (ResNet).
+        conv_ops: globs of the k x k (k > 1) convolutions inside the blocks (ResNet's 3x3 convs, where TSA and
+            ProLAD attach their 1x1 adapters).
+        feature_op: the op whose output, pooled, is the feature vector, where that is not ``final_norm``
+            (ResNet's last block).
     """
 
     name: str
@@ -51,6 +57,9 @@ class BackboneSpec:
     extra_norms: tuple[str, ...] = ()
     extra_linears: tuple[str, ...] = ()
     bypass_ops: str | None = None  # a Sequential of same-width blocks for Res-Tuning-Bypass
+    channel_dim: int = -1
+    conv_ops: tuple[str, ...] = ()
+    feature_op: str | None = None
 
     def is_attention(self, module: nn.Module) -> bool:
         return bool(self.attention_types) and isinstance(module, self.attention_types)

@@ -1,7 +1,7 @@
 """Peak memory of one method's training step, measured in a fresh process so methods cannot share a peak.
 
     python -m petl_vision.benchmark.memory_child --model M --method lora --batch-size 8 --img-size 224 \
-        --num-classes 100 --dtype float32 --device cpu
+        --num-classes 100 --dtype float32 --device cpu [--grad-checkpointing]
 
 prints one JSON line ``{"method": ..., "peak_mb": ..., "how": ...}``. The baseline is taken after the model is
 built (weights excluded); the peak covers two steps, so gradients, AdamW state and activations are all in it.
@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from .methods import build_method
+from .methods import build_method, example_batch, set_grad_checkpointing
 from .timing import DTYPES, TrainStep
 
 STEPS = 2
@@ -42,8 +42,9 @@ def _cpu_peak_bytes(reset: bool) -> int:
 def measure(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model = build_method(args.method, args.model, args.img_size, args.num_classes).to(device)
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device)
-    y = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
+    if args.grad_checkpointing:
+        set_grad_checkpointing(model)
+    x, y = example_batch(args.model, args.batch_size, args.img_size, args.num_classes, device)
     step = TrainStep(model, x, y, DTYPES[args.dtype])
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -70,6 +71,7 @@ def main() -> None:
         parser.add_argument(flag, required=True)
     for flag in ('--batch-size', '--img-size', '--num-classes'):
         parser.add_argument(flag, type=int, required=True)
+    parser.add_argument('--grad-checkpointing', action='store_true')
     print(json.dumps(measure(parser.parse_args())))
 
 

@@ -10,6 +10,15 @@ from ..tuners import apply_tuners, list_presets, merge_tuners, tuned_ops
 
 FULL = 'full'
 PEFT_LORA = 'peft_lora'
+DAPT = 'dapt'  # DAPT's plan (dynamic adapters + internal prompts + SSF), point backbones only
+# point-cloud backbones by name: Point-MAE's ViT-S with DAPT's token layout (positions once, prompts pooled)
+POINT_MODELS = {'point_mae_vit_s': dict(trans_dim=384, depth=12, num_heads=6, group_size=32, num_group=128,
+                                        encoder_dims=384, pos_every_block=False, prompt_pool='mean')}
+NUM_POINTS = 2048  # ScanObjectNN's points per cloud (128 groups x 32)
+
+
+def is_point_model(model_name: str) -> bool:
+    return model_name in POINT_MODELS
 
 
 def peft_available() -> bool:
@@ -17,7 +26,7 @@ def peft_available() -> bool:
 
 
 def check_methods(names: list[str]) -> None:
-    known = [*list_presets(), PEFT_LORA]
+    known = [*list_presets(), PEFT_LORA, DAPT]
     bad = [n for n in names if n not in known]
     if bad:
         raise ValueError(f'unknown method(s) {bad}; choose from the presets {", ".join(list_presets())} or {PEFT_LORA}')
@@ -26,8 +35,20 @@ def check_methods(names: list[str]) -> None:
 
 
 def create_backbone(model_name: str, img_size: int, num_classes: int) -> nn.Module:
-    """A randomly initialised timm model (timings and memory do not depend on the weights)."""
+    """A randomly initialised timm model, or point transformer of :data:`POINT_MODELS` (timings and memory do not
+    depend on the weights)."""
+    if is_point_model(model_name):
+        from ..backbones.point_transformer import PointTransformer
+
+        return PointTransformer(num_classes=num_classes, **POINT_MODELS[model_name])
     return timm.create_model(model_name, pretrained=False, img_size=img_size, num_classes=num_classes)
+
+
+def example_batch(model_name: str, batch_size: int, img_size: int, num_classes: int,
+                  device: torch.device | str = 'cpu') -> tuple[torch.Tensor, torch.Tensor]:
+    """Random inputs and labels: images (B, 3, S, S), or point clouds (B, NUM_POINTS, 3) for point models."""
+    shape = (batch_size, NUM_POINTS, 3) if is_point_model(model_name) else (batch_size, 3, img_size, img_size)
+    return torch.randn(shape, device=device), torch.randint(0, num_classes, (batch_size,), device=device)
 
 
 def build_method(name: str, model_name: str, img_size: int, num_classes: int, seed: int = 0) -> nn.Module:
@@ -39,7 +60,30 @@ def build_method(name: str, model_name: str, img_size: int, num_classes: int, se
 
         config = peft.LoraConfig(r=8, lora_alpha=8, target_modules=['qkv'], modules_to_save=['head'])
         return peft.get_peft_model(model, config)
+    if name == DAPT:
+        from ..tuners.dapt import DAPT_TRAINABLE, dapt_plan
+
+        if not is_point_model(model_name):
+            raise ValueError(f'{DAPT} runs on a point backbone ({", ".join(POINT_MODELS)}), not {model_name}')
+        return apply_tuners(model, dapt_plan(), trainable=DAPT_TRAINABLE)
     return apply_tuners(model, name, trainable=() if name == FULL else ('head',))
+
+
+def set_grad_checkpointing(model: nn.Module) -> str:
+    """Turn on timm's gradient checkpointing of the block stack; returns ``'on'`` or why it stays off.
+
+    timm checkpoints ``blocks`` by iterating over it (``checkpoint_seq``). Where a tuner wraps the whole stack
+    (VPT-shallow's prompts, Bypass) that iteration reaches the frozen blocks without the tuner, so the model
+    would silently train without it: we leave checkpointing off there (Bypass keeps no backbone activations
+    anyway).
+    """
+    stacks = [t.op.name for t in tuned_ops(model) if isinstance(t.base, (nn.Sequential, nn.ModuleList))]
+    if stacks:
+        return f'off: a tuner wraps the block stack {stacks[0]!r}'
+    if not hasattr(model, 'set_grad_checkpointing'):
+        return f'off: {type(model).__name__} has no set_grad_checkpointing'
+    model.set_grad_checkpointing(True)
+    return 'on'
 
 
 def merged_copy(name: str, model: nn.Module) -> nn.Module | None:

@@ -1,15 +1,17 @@
 """One benchmark run: build every method on the same timm model, then time, count and measure them."""
 import dataclasses
+import os
 
 import torch
 from torch import nn
 
 from ..tuners import count_parameters
 from .flops import count_flops
-from .memory import measure_step_memory
-from .methods import FULL, PEFT_LORA, build_method, check_methods, merged_copy, peft_available
+from .memory import measure_step_memory, saved_for_backward_mb
+from .methods import (FULL, PEFT_LORA, build_method, check_methods, example_batch, merged_copy, peft_available,
+                      set_grad_checkpointing)
 from .report import add_ratios, machine_info
-from .timing import DTYPES, Inference, TrainStep, median, round_robin
+from .timing import DTYPE_ALIASES, DTYPES, Inference, TrainStep, median, round_robin
 
 
 @dataclasses.dataclass
@@ -25,8 +27,10 @@ class BenchConfig:
     warmup: int = 1
     peft: bool = True  # add HF PEFT's LoRA when peft is installed
     threads: int | None = None  # torch CPU threads; None: torch's default (one per core)
+    grad_checkpointing: bool = False  # timm's checkpointing of the frozen block stack, where it is correct
 
     def __post_init__(self):
+        self.dtype = DTYPE_ALIASES.get(self.dtype, self.dtype)
         if self.dtype not in DTYPES:
             raise ValueError(f'dtype {self.dtype!r} is not one of {", ".join(DTYPES)}')
         if self.device == 'cuda' and not torch.cuda.is_available():
@@ -40,10 +44,12 @@ class BenchConfig:
         return names
 
 
-def _inference_fns(models: dict[str, nn.Module], x: torch.Tensor, dtype: torch.dtype) -> tuple[dict, dict]:
+def _inference_fns(models: dict[str, nn.Module], x: torch.Tensor, dtype: torch.dtype) -> tuple[dict, dict, dict]:
+    """Unmerged and merged inference calls, and the merged copies themselves (None where not mergeable)."""
     unmerged = {f'{n}:unmerged': Inference(m, x, dtype) for n, m in models.items()}
-    merged = {n: merged_copy(n, m) for n, m in models.items()}
-    return unmerged, {f'{n}:merged': Inference(m, x, dtype) for n, m in merged.items() if m is not None}
+    copies = {n: merged_copy(n, m) for n, m in models.items()}
+    merged = {f'{n}:merged': Inference(m, x, dtype) for n, m in copies.items() if m is not None}
+    return unmerged, merged, copies
 
 
 def run_benchmark(cfg: BenchConfig, log=print) -> dict:
@@ -56,34 +62,53 @@ def run_benchmark(cfg: BenchConfig, log=print) -> dict:
         torch.set_num_threads(threads)
 
 
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (a busy machine makes every timing noisier); None off Unix."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, 'getloadavg') else None
+
+
 def _run(cfg: BenchConfig, log) -> dict:
     device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
     names = cfg.methods()
+    load_before = _load_average()
     models = {n: build_method(n, cfg.model, cfg.img_size, cfg.num_classes).to(device) for n in names}
-    x = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size, device=device)
-    y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device)
+    x, y = example_batch(cfg.model, cfg.batch_size, cfg.img_size, cfg.num_classes, device)
     log(f'methods: {", ".join(names)}; counting FLOPs')
     one = x[:1]
     rows = {n: {'trainable_params': count_parameters(m)['trainable'], 'total_params': count_parameters(m)['total'],
                 'gflops': count_flops(m.eval(), one) / 1e9} for n, m in models.items()}
+    # checkpointing is a training feature: on for the training steps only (not for FLOPs and inference)
+    checkpointing = {n: set_grad_checkpointing(m) if cfg.grad_checkpointing else 'off' for n, m in models.items()}
+    for n, m in models.items():
+        rows[n]['saved_for_backward_mb'] = saved_for_backward_mb(m, x, y, dtype)
     log(f'timing training steps: {cfg.warmup} warm-up + {cfg.rounds} rounds')
-    train = round_robin({n: TrainStep(m, x, y, dtype) for n, m in models.items()}, cfg.rounds, cfg.warmup, device)
+    train, train_cpu = round_robin({n: TrainStep(m, x, y, dtype) for n, m in models.items()}, cfg.rounds,
+                                   cfg.warmup, device)
+    for n, m in models.items():
+        if checkpointing[n] == 'on':
+            m.set_grad_checkpointing(False)
     log('timing inference (unmerged and merged)')
-    unmerged, merged = _inference_fns(models, x, dtype)
-    infer = round_robin({**unmerged, **merged}, cfg.rounds, cfg.warmup, device)
-    del models, unmerged, merged
+    unmerged, merged, copies = _inference_fns(models, x, dtype)
+    for n, m in copies.items():  # a merged model should cost exactly the backbone's FLOPs
+        rows[n]['gflops_merged'] = None if m is None else count_flops(m.eval(), one) / 1e9
+    infer, infer_cpu = round_robin({**unmerged, **merged}, cfg.rounds, cfg.warmup, device)
+    del models, unmerged, merged, copies
     memory = {}
     for n in names:
         log(f'peak memory of a training step: {n} (fresh process)')
         memory[n] = measure_step_memory(n, cfg.model, cfg.batch_size, cfg.img_size, cfg.num_classes, cfg.dtype,
-                                        cfg.device, cfg.threads)
+                                        cfg.device, cfg.threads, cfg.grad_checkpointing)
     for n, row in rows.items():
-        merged_times = infer.get(f'{n}:merged')
-        row.update(step_time_s=median(train[n]), step_times_s=train[n], peak_memory_mb=memory[n]['peak_mb'],
+        merged, merged_cpu = infer.get(f'{n}:merged'), infer_cpu.get(f'{n}:merged')
+        row.update(grad_checkpointing=checkpointing[n], peak_memory_mb=memory[n]['peak_mb'],
+                   step_time_s=median(train[n]), step_times_s=train[n],
+                   step_cpu_s=median(train_cpu[n]), step_cpu_times_s=train_cpu[n],
                    infer_unmerged_s=median(infer[f'{n}:unmerged']), infer_unmerged_times_s=infer[f'{n}:unmerged'],
-                   mergeable=merged_times is not None, infer_merged_s=median(merged_times) if merged_times else None,
-                   infer_merged_times_s=merged_times)
+                   infer_unmerged_cpu_s=median(infer_cpu[f'{n}:unmerged']), mergeable=merged is not None,
+                   infer_merged_s=median(merged) if merged else None, infer_merged_times_s=merged,
+                   infer_merged_cpu_s=median(merged_cpu) if merged_cpu else None)
     peft = PEFT_LORA if PEFT_LORA in rows else None
     add_ratios(rows, FULL, peft)
-    return {'machine': machine_info(device), 'config': dataclasses.asdict(cfg),
+    machine = {**machine_info(device), 'load_average_before': load_before, 'load_average_after': _load_average()}
+    return {'machine': machine, 'config': dataclasses.asdict(cfg),
             'memory_method': memory[FULL]['how'], 'baselines': {'full': FULL, 'peft': peft}, 'methods': rows}

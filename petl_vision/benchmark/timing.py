@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+DTYPE_ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 
 
 def synchronize(device: torch.device) -> None:
@@ -25,7 +26,11 @@ def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
 
 
 class TrainStep:
-    """One training step: forward, cross-entropy, backward, AdamW over the trainable parameters only."""
+    """One training step: forward, cross-entropy, backward, AdamW over the trainable parameters only.
+
+    float16 autocast adds a ``GradScaler`` (its unscale and inf check are part of a real fp16 step); bfloat16
+    needs none.
+    """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, lr: float = 1e-5):
         self.model, self.x, self.y, self.dtype = model, x, y, dtype
@@ -33,13 +38,15 @@ class TrainStep:
         if not self.params:
             raise ValueError('the model has no trainable parameter; a training step would do nothing')
         self.optimizer = torch.optim.AdamW(self.params, lr=lr)
+        self.scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
 
     def __call__(self) -> float:
         self.model.train()
         with autocast(self.x.device, self.dtype):
             loss = F.cross_entropy(self.model(self.x), self.y)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
@@ -57,20 +64,27 @@ class Inference:
 
 
 def round_robin(fns: dict[str, Callable[[], object]], rounds: int, warmup: int,
-                device: torch.device) -> dict[str, list[float]]:
-    """Seconds of each call: ``warmup`` untimed rounds, then ``rounds`` timed rounds over all ``fns`` in turn."""
+                device: torch.device) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock and process CPU seconds of each call: ``warmup`` untimed rounds, then ``rounds`` timed rounds
+    over all ``fns`` in turn.
+
+    CPU time (all threads of this process) barely moves when other jobs share the cores, so on a busy machine it
+    is the steadier figure; with one torch thread it is the work the step needs. Wall time is what a user waits.
+    """
     if rounds < 1:
         raise ValueError(f'rounds must be >= 1, got {rounds}')
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(warmup + rounds):
         for name, fn in fns.items():
             synchronize(device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             synchronize(device)
             if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return times
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def median(values: list[float]) -> float:

@@ -1,5 +1,8 @@
 """The U-Tuning core: tuners, the op wrapper, plans and presets, and the public API."""
 from . import adapter, bypass, dapt, lora, prompts, selection, ssf  # noqa: F401  (register the tuners)
+from . import hyper_adapter  # noqa: F401  (Hyperformer, Polyhistor, per-task adapters)
+from . import prolad  # noqa: F401  (TA, TAN, PreClassifierAlignment: ProLAD / TSA few-shot adapters)
+from . import point_prompts  # noqa: F401  (IDPT)
 from .api import (
                   apply_tuners,
                   backbone_fingerprint,

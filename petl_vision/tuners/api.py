@@ -16,6 +16,7 @@ from .base import OpInfo, ParameterSelection
 from .patterns import as_patterns, logical_modules, logical_param_name, match_modules, matches_prefix
 from .presets import resolve_plan
 from .registry import get_tuner_cls
+from .sources import TunerLookup
 from .tuned_op import TunedOp
 
 FILE_FORMAT = 'petl_vision.tuners/1'
@@ -81,7 +82,7 @@ def _apply_entry(model: nn.Module, spec, entry: dict[str, Any]) -> None:
         tuner = cls(config, op.op)
         device = next(op.base.parameters()).device
         op.add(name, tuner.to(device))
-        tuner.bind(lambda path, tuner_name: _find_tuner(model, path, tuner_name))
+        tuner.bind(TunerLookup(model, lambda path, tuner_name: _find_tuner(model, path, tuner_name)))
 
 
 def _find_tuner(model: nn.Module, op_name: str, tuner_name: str) -> nn.Module | None:

@@ -36,13 +36,16 @@ class OpInfo:
     spec: BackboneSpec
     num_heads: int | None = None
     depth: int | None = None  # number of blocks, for a Sequential of blocks of one width (bypass targets)
+    kernel_size: tuple[int, ...] = ()  # conv ops: O's kernel and stride (a parallel conv tuner matches O's grid)
+    stride: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, name: str, module: nn.Module, spec: BackboneSpec) -> 'OpInfo':
         if isinstance(module, nn.Linear):
             return cls(name, 'linear', module.in_features, module.out_features, -1, spec)
         if isinstance(module, _CONVS):
-            return cls(name, 'conv', module.in_channels, module.out_channels, 1, spec)
+            return cls(name, 'conv', module.in_channels, module.out_channels, 1, spec,
+                       kernel_size=tuple(module.kernel_size), stride=tuple(module.stride))
         if isinstance(module, nn.LayerNorm):
             n = module.normalized_shape[-1]
             return cls(name, 'norm', n, n, -1, spec)
@@ -60,7 +63,7 @@ class OpInfo:
         if spec.is_attention(module):
             return cls(name, 'attention', d_in, d_out, -1, spec, num_heads=spec.num_heads(module))
         depth = len(module) if isinstance(module, nn.Sequential) and d_in == d_out else None
-        return cls(name, 'module', d_in, d_out, -1, spec, depth=depth)
+        return cls(name, 'module', d_in, d_out, spec.channel_dim, spec, depth=depth)
 
 
 class Tuner(nn.Module):
@@ -76,6 +79,9 @@ class Tuner(nn.Module):
     placement: str = 'parallel'
     # the tuned model equals the frozen one at initialisation (checked by the generic suite)
     identity_at_init: ClassVar[bool] = True
+    # keys this tuner reads from the conditioning context (``tuner_context(task=...)``); a model runs the
+    # backbone once per value where any tuner reads ``task``
+    context_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TunerConfig, op: OpInfo):
         super().__init__()
@@ -93,9 +99,15 @@ class Tuner(nn.Module):
         """The plan the generic test suite runs for this tuner on ``spec``; None where it does not apply."""
         return [{'type': cls.type_name, 'targets': cls.default_targets(spec)}]
 
+    @classmethod
+    def example_context(cls) -> dict:
+        """Conditioning values the generic test suite sets around the forward pass (see ``context_keys``)."""
+        return {}
+
     def bind(self, find_tuner) -> None:
         """Called once attached; ``find_tuner(op_name, tuner_name)`` looks up another tuner of the model
-        (DAPT's internal prompt reads its block's adapter)."""
+        (DAPT's internal prompt reads its block's adapter); ``find_tuner.shared(key, factory)`` gets or creates
+        a weight source shared by several tuners (a hypernetwork, ``sources.py``)."""
 
     def check_op(self, op: OpInfo) -> None:
         """Raise a clear error if this tuner cannot be attached to ``op``."""

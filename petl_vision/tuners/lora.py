@@ -1,7 +1,10 @@
 """LoRA (Hu et al. 2021, arXiv 2106.09685): a parallel low-rank update ``W x + (alpha/r) B A x``.
 
 On timm's fused ``qkv`` Linear it can target q, k and v separately (``parts=['q', 'v']``, the paper's
-setting): one matmul computes ``A x`` for all parts, one batched matmul applies every part's B.
+setting) in one pass: one matmul computes ``A x`` for all parts, and one matmul with every part's B laid into
+a dense (out, P*r) matrix (zero rows for the parts left out) gives the (..., out) update. The small matrix is
+built each call; the token-sized tensors are one (..., P*r) and one (..., out), no per-part pieces, zero block
+or concatenation (they cost memory and copies in forward and backward).
 A is Kaiming-uniform and B zero, so the tuned model starts equal to the frozen one.
 """
 import dataclasses
@@ -67,25 +70,20 @@ class LoRA(Tuner):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., in) -> update (..., out)."""
-        r = self.config.rank
         h = self.dropout(x) @ self.lora_A.t().to(x.dtype)  # (..., P*r)
-        h = h.unflatten(-1, (len(self.part_index), r))  # (..., P, r)
-        d = torch.einsum('...pr,por->...po', h, self.lora_B.to(x.dtype)) * self.scale  # (..., P, out/chunks)
-        if len(self.part_index) == self.n_chunks:
-            return d.flatten(-2)
-        zero = d.new_zeros(d.shape[:-2] + (self.chunk,))
-        parts = [zero] * self.n_chunks
+        return h @ self.dense_B().t().to(x.dtype)  # (..., out)
+
+    def dense_B(self) -> torch.Tensor:
+        """Every part's scaled B in one (out, P*r) matrix: rows of chunk p, columns of part i hold B_i."""
+        dense = self.lora_B.new_zeros(self.n_chunks, self.chunk, len(self.part_index), self.config.rank)
+        # (chunks, out/chunks, P, r)
         for i, p in enumerate(self.part_index):
-            parts[p] = d[..., i, :]
-        return torch.cat(parts, dim=-1)  # (..., out)
+            dense[p, :, i] = self.lora_B[i]
+        return dense.flatten(2).flatten(0, 1) * self.scale  # (out, P*r)
 
     def delta_weight(self) -> torch.Tensor:
         """The dense update (out, in) that merging adds to the Linear's weight."""
-        r = self.config.rank
-        A = self.lora_A.unflatten(0, (len(self.part_index), r))  # (P, r, in)
-        dw = self.lora_A.new_zeros(self.n_chunks, self.chunk, self.lora_A.shape[1])
-        dw[self.part_index] = torch.bmm(self.lora_B, A) * self.scale  # (P, out/chunks, in)
-        return dw.flatten(0, 1)
+        return self.dense_B() @ self.lora_A
 
     def mergeable_reason(self, base: nn.Module) -> str | None:
         return None

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 from torch import nn
 
+from .sources import SOURCES_ATTR
+
 
 @lru_cache(maxsize=256)
 def compile_glob(pattern: str) -> re.Pattern:
@@ -32,6 +34,8 @@ def logical_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 
     def walk(module: nn.Module, prefix: str) -> Iterator[tuple[str, nn.Module]]:
         for child_name, child in module.named_children():
+            if not prefix and child_name == SOURCES_ATTR:  # shared weight sources are tuner state, not backbone
+                continue
             name = f'{prefix}{child_name}'
             yield name, child
             inner = child.base if isinstance(child, TunedOp) else child
@@ -45,6 +49,8 @@ def logical_param_name(name: str, model: nn.Module) -> str | None:
     from .tuned_op import TunedOp
 
     parts, out, module = name.split('.'), [], model
+    if parts[0] == SOURCES_ATTR:
+        return None
     for part in parts[:-1]:
         if isinstance(module, TunedOp):
             if part == 'tuners':

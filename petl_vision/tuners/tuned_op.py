@@ -70,7 +70,8 @@ class TunedOp(nn.Module):
         if any(kind != 'tokens' for kind, _ in outs):
             raise RuntimeError(f'key/value prefixes need an attention op, but {self.op.name!r} is {self.op.kind}')
         n = self.op.spec.num_prefix_tokens
-        p = torch.cat([value.to(x.dtype) for _, value in outs], dim=1)  # (B, L, C)
+        parts = [value.to(x.dtype) for _, value in outs]  # each (B, L_i, C), often an expanded view
+        p = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, L, C); one prompt: no copy
         y = self.base(torch.cat([x[:, :n], p, x[:, n:]], dim=1), *args, **kwargs)  # (B, n+L+N', C)
         return torch.cat([y[:, :n], y[:, n + p.shape[1]:]], dim=1)
 

@@ -90,8 +90,18 @@ def test_pos_is_added_before_every_block(pts):
     model.forward_features(pts)
     assert torch.allclose(seen[0], x + pos)
     assert torch.allclose(seen[1], model.blocks[0](x + pos) + pos)
-    model.blocks[0].register_forward_hook(lambda m, args, out: torch.cat([out[:, :1], out], dim=1))  # a prompt
-    with pytest.raises(RuntimeError, match='block 1 gets 18 tokens but there are 17 positions.*pos_every_block'):
+    prompt = torch.randn(2, 1, 32)
+    first = model.blocks[0](x + pos)
+    hook = model.blocks[0].register_forward_hook(lambda m, args, out: torch.cat([out[:, :1], prompt, out[:, 1:]], 1))
+    seen.clear()
+    out = model.forward_features(pts)
+    grown = torch.cat([first[:, :1], prompt, first[:, 1:]], dim=1)
+    zero = torch.zeros(2, 1, 32)
+    assert out.shape == (2, 18, 32)  # the inserted prompt gets a zero position, the others keep theirs
+    assert torch.allclose(seen[1], grown + torch.cat([pos[:, :1], zero, pos[:, 1:]], dim=1), atol=1e-6)
+    hook.remove()
+    model.blocks[0].register_forward_hook(lambda m, args, out: out[:, 1:])  # a tuner that drops a token
+    with pytest.raises(RuntimeError, match='block 1 gets 16 tokens but there are 17 positions: a tuner dropped'):
         model.forward_features(pts)
     once = tiny(pos_every_block=False).eval()
     expected = once.norm(once.blocks[1](once.blocks[0](x + pos)))

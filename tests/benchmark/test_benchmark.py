@@ -1,16 +1,22 @@
 """The benchmark's arithmetic and outputs on tiny models (not its timings)."""
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import pytest
+import timm
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+import petl_vision as pv
 from petl_vision.benchmark import (BenchConfig, add_ratios, count_flops, markdown_report, median, plot_ratios, ratio,
-                                   round_robin, run_benchmark, write_json)
+                                   ratio_table, round_robin, run_benchmark, write_json)
 from petl_vision.benchmark import memory as memory_mod
 from petl_vision.benchmark import runner as runner_mod
 from petl_vision.benchmark import timing as timing_mod
+from petl_vision.benchmark.memory import saved_for_backward_mb
 from petl_vision.benchmark.methods import check_methods, create_backbone, peft_available
 from tests.conftest import tiny_vit
 
@@ -38,22 +44,28 @@ def test_ratios_to_full_and_peft():
 
 
 def test_round_robin_interleaves_skips_warmup_and_takes_the_median(monkeypatch):
-    clock, calls = [0.0], []
+    clock, cpu, calls = [0.0], [0.0], []
     durations = {'a': iter([9.0, 1.0, 3.0, 2.0]), 'b': iter([9.0, 5.0, 4.0, 6.0])}
 
     def fn(name):
         def call():
             calls.append(name)
-            clock[0] += next(durations[name])
+            step = next(durations[name])
+            clock[0] += step
+            cpu[0] += step / 2  # half of the wall time on this process's CPU, the rest waiting for a core
         return call
 
     monkeypatch.setattr(timing_mod.time, 'perf_counter', lambda: clock[0])
-    times = round_robin({'a': fn('a'), 'b': fn('b')}, rounds=3, warmup=1, device=torch.device('cpu'))
+    monkeypatch.setattr(timing_mod.time, 'process_time', lambda: cpu[0])
+    wall, cpu_times = round_robin({'a': fn('a'), 'b': fn('b')}, rounds=3, warmup=1, device=torch.device('cpu'))
     assert calls == ['a', 'b'] * 4
-    assert times == {'a': [1.0, 3.0, 2.0], 'b': [5.0, 4.0, 6.0]}
-    assert median(times['a']) == 2.0 and median(times['b']) == 5.0
+    assert wall == {'a': [1.0, 3.0, 2.0], 'b': [5.0, 4.0, 6.0]}
+    assert cpu_times == {'a': [0.5, 1.5, 1.0], 'b': [2.5, 2.0, 3.0]}
+    assert median(wall['a']) == 2.0 and median(wall['b']) == 5.0 and median(cpu_times['b']) == 2.5
     with pytest.raises(ValueError, match='at least one round'):
         median([])
+    with pytest.raises(ValueError, match='rounds must be >= 1'):
+        round_robin({'a': fn('a')}, rounds=0, warmup=0, device=torch.device('cpu'))
 
 
 class _Attention(nn.Module):
@@ -75,6 +87,17 @@ def test_sdpa_handler_adds_the_attention_matmuls_of_a_vit():
     assert count_flops(model, x) - count_flops(model, x, with_attention=False) == 2 * 2 * (2 * 17 * 17 * 32)
 
 
+def test_vit_b16_flops_with_attention():
+    # built on meta (no weight init), then given uninitialised CPU storage: the count needs shapes, not values
+    with torch.device('meta'):
+        model = timm.create_model('vit_base_patch16_224', pretrained=False)
+    model = model.to_empty(device='cpu').eval()
+    attention = 12 * 2 * (12 * 197 * 197 * 64)  # blocks x (QK^T, PV) x H*N*N*D, N = 196 patches + cls
+    flops = count_flops(model, torch.zeros(1, 3, 224, 224))
+    assert flops - attention == 16_867_412_736  # what fvcore alone reports (shared/FACTS.md)
+    assert round(flops / 1e9, 2) == 17.58
+
+
 @pytest.fixture(scope='module')
 def report(tmp_path_factory):
     mp = pytest.MonkeyPatch()
@@ -93,14 +116,22 @@ def test_report_schema_and_ratios(report, tmp_path):
     assert report['config']['model'] == 'vit_tiny_patch16_224' and report['memory_method'] == 'fake'
     lora, full = report['methods']['lora'], report['methods']['full']
     assert {'trainable_params', 'total_params', 'gflops', 'step_time_s', 'step_times_s', 'peak_memory_mb',
-            'infer_unmerged_s', 'infer_merged_s', 'mergeable', 'ratios'} <= lora.keys()
+            'infer_unmerged_s', 'infer_merged_s', 'mergeable', 'ratios', 'saved_for_backward_mb', 'step_cpu_s',
+            'infer_unmerged_cpu_s', 'infer_merged_cpu_s',
+            'grad_checkpointing'} <= lora.keys()
+    assert lora['grad_checkpointing'] == 'off' and len(report['machine']['load_average_before']) == 3
+    assert 0 < lora['saved_for_backward_mb'] < full['saved_for_backward_mb']  # no weight-grad inputs for the MLPs
     assert len(lora['step_times_s']) == 2 and lora['step_time_s'] == median(lora['step_times_s'])
+    assert len(lora['step_cpu_times_s']) == 2 and lora['step_cpu_s'] == median(lora['step_cpu_times_s'])
+    assert lora['ratios']['vs_full']['step_cpu_s'] == lora['step_cpu_s'] / full['step_cpu_s']
     assert lora['mergeable'] and not report['methods']['adapter']['mergeable'] and not full['mergeable']
     assert report['methods']['adapter']['infer_merged_s'] is None
     assert lora['ratios']['vs_full']['peak_memory_mb'] == 0.25
     assert lora['ratios']['vs_full']['step_time_s'] == lora['step_time_s'] / full['step_time_s']
     assert full['trainable_params'] == sum(p.numel() for p in tiny_timm().parameters())
     assert lora['gflops'] > full['gflops'] > 0
+    assert lora['gflops_merged'] == full['gflops'] and full['gflops_merged'] is None  # merging costs nothing
+    assert lora['ratios']['vs_full']['gflops_merged'] == 1.0
     if peft_available():
         assert lora['ratios']['vs_peft']['peak_memory_mb'] == 10.0 / 11.0
         assert report['methods']['peft_lora']['mergeable']
@@ -114,13 +145,73 @@ def tiny_timm() -> nn.Module:
 
 def test_markdown_rows_and_plot(report, tmp_path):
     text = markdown_report(report)
-    rows = [ln for ln in text.splitlines() if ln.startswith('| ') and not ln.startswith('| method')]
+    figures, ratios = text.split('Ratios:')
+    rows = [ln for ln in figures.splitlines() if ln.startswith('| ') and not ln.startswith('| method')]
     assert [r.split(' | ')[0][2:] for r in rows] == list(report['methods'])
     adapter = next(r for r in rows if r.startswith('| adapter |'))
     assert adapter.endswith('| n/a | n/a |')  # not mergeable: no merged latency, no ratio
     assert '| 0.25 |' in next(r for r in rows if r.startswith('| lora |'))  # memory x full
+    assert 'Gradient checkpointing: off.' in figures and 'Load average' in figures
+    assert ratio_table(report) in ratios
     png = plot_ratios(report, tmp_path / 'ratios.png')
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_ratio_table_has_every_figure_against_both_baselines(report):
+    lines = ratio_table(report).splitlines()
+    head = [c.strip() for c in lines[0].strip('|').split('|')]
+    n_refs = 2 if peft_available() else 1
+    assert len(head) == 1 + 10 * n_refs and head[1] == 'step ×full'
+    lora = next(ln for ln in lines if ln.startswith('| lora |'))
+    cells = [c.strip() for c in lora.strip('|').split('|')]
+    r = report['methods']['lora']
+    full = report['methods']['full']
+    assert float(cells[1]) == pytest.approx(r['step_time_s'] / full['step_time_s'], abs=5e-4)
+    assert cells[head.index('memory ×full')] == '0.250'  # 10 / 40 (fake memory)
+    trainable = float(cells[head.index('trainable ×full')])
+    assert trainable == pytest.approx(r['trainable_params'] / full['trainable_params'], abs=5e-4)
+    if peft_available():  # same rank on the same qkv: the same number of trainable parameters as PEFT's LoRA
+        assert cells[head.index('trainable ×PEFT')] == '1.000' and cells[head.index('memory ×PEFT')] == '0.909'
+
+
+def test_saved_for_backward_counts_activations_by_hand():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 5))
+    x, y = torch.randn(4, 16), torch.tensor([0, 1, 2, 3])
+    # x (4x16 float) for the first weight grad; ReLU's output (4x32) for its mask and the second weight grad,
+    # one storage; the loss: log-softmax (4x5), targets (4 int64), total weight (1 float). Weights excluded.
+    expected = 4 * (4 * 16) + 4 * (4 * 32) + 4 * (4 * 5) + 8 * 4 + 4
+    assert saved_for_backward_mb(model, x, y, torch.float32) * 2 ** 20 == expected
+    model.requires_grad_(False)
+    assert saved_for_backward_mb(model, x, y, torch.float32) == 0  # nothing trainable: no graph, nothing kept
+
+
+def test_config_dtype_aliases_and_errors():
+    assert BenchConfig(dtype='bf16').dtype == 'bfloat16' and BenchConfig(dtype='fp16').dtype == 'float16'
+    with pytest.raises(ValueError, match='int8.*float32'):
+        BenchConfig(dtype='int8')
+
+
+def test_cli_writes_json_markdown_and_png_next_to_json(report, tmp_path, monkeypatch):
+    path = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark.py'
+    spec = importlib.util.spec_from_file_location('benchmark_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    seen = {}
+
+    def fake_run(cfg, log):
+        seen['cfg'] = cfg
+        return report
+
+    monkeypatch.setattr(tool, 'run_benchmark', fake_run)
+    out = tmp_path / 'out.json'
+    monkeypatch.setattr(sys, 'argv', ['benchmark.py', '--model', 'vit_tiny_patch16_224', '--presets', 'lora',
+                                      '--dtype', 'bf16', '--grad-checkpointing', '--json', str(out)])
+    tool.main()
+    assert seen['cfg'].dtype == 'bfloat16' and seen['cfg'].grad_checkpointing and seen['cfg'].presets == ['lora']
+    assert json.loads(out.read_text())['methods'].keys() == report['methods'].keys()
+    assert out.with_suffix('.md').read_text() == markdown_report(report)
+    assert out.with_suffix('.png').read_bytes()[:4] == b'\x89PNG'
 
 
 def test_step_memory_is_measured_in_a_fresh_process():
@@ -134,3 +225,15 @@ def test_step_memory_is_measured_in_a_fresh_process():
 def test_unknown_method_names_the_choices():
     with pytest.raises(ValueError, match="unknown method.*'nope'.*lora.*peft_lora"):
         check_methods(['lora', 'nope'])
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_mixed_precision_train_step_updates_only_the_tuners(dtype):
+    model = pv.apply_tuners(tiny_vit(), 'lora', trainable=('head',))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    step = timing_mod.TrainStep(model, torch.randn(2, 3, 32, 32), torch.tensor([0, 1]), dtype)
+    assert step.scaler.is_enabled() == (dtype == torch.float16)  # fp16 needs loss scaling, bf16 does not
+    losses = [step() for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed == {n for n, p in model.named_parameters() if p.requires_grad}

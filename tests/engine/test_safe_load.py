@@ -1,5 +1,6 @@
 """Safe checkpoint loading: mmengine resume works under weights_only, anything else pickled is refused."""
 import pickle
+import uuid
 
 import numpy as np
 import pytest
@@ -46,7 +47,9 @@ def toy_loader() -> dict:
 
 def toy_runner(work_dir, max_iters: int, **kwargs) -> Runner:
     torch.manual_seed(0)
-    return Runner(model=ToyModel(), work_dir=str(work_dir), train_dataloader=toy_loader(),
+    # a unique experiment_name: runners started in the same second would otherwise share one MessageHub
+    return Runner(model=ToyModel(), work_dir=str(work_dir), experiment_name=f'toy_{uuid.uuid4().hex[:8]}',
+                  train_dataloader=toy_loader(),
                   val_dataloader=toy_loader(), val_evaluator=[NumpyAccuracy()], val_cfg=dict(),
                   optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.1)),
                   param_scheduler=dict(type='LinearLR', by_epoch=False, begin=0, end=4),

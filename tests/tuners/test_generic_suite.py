@@ -41,6 +41,23 @@ def perturb(model) -> None:
                 p.add_(torch.randn(p.shape, generator=g) * 0.1)
 
 
+@pytest.fixture(autouse=True)
+def example_context(request):
+    """Run each case inside the conditioning context its tuners read (task-conditioned hyper-adapters)."""
+    params = getattr(request.node, 'callspec', None)
+    if params is None or 'case' not in params.params:
+        yield
+        return
+    backbone = BACKBONES[params.params['backbone']]()
+    plan = plan_of(params.params['case'], backbone)
+    plan = pv.tuners.presets.resolve_plan(plan, describe(backbone))
+    ctx = {}
+    for entry in plan:
+        ctx.update(getattr(pv.tuners.get_tuner_cls(entry['type']), 'example_context', dict)())
+    with pv.tuner_context(**ctx):
+        yield
+
+
 def plan_is_identity_at_init(model) -> bool:
     classes = [pv.tuners.get_tuner_cls(e['type']) for e in model.petl_plan]
     return all(c.identity_at_init for c in classes)

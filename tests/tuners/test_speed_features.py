@@ -1,10 +1,16 @@
 """Features that make tuned models cheap to train and serve: frozen parameters cost no gradient or optimizer
-state, Bypass keeps the backbone out of autograd, timm's gradient checkpointing, bf16 autocast, torch.compile."""
+state, Bypass keeps the backbone out of autograd, no wasted work in LoRA and prompts, timm's gradient
+checkpointing, bf16 autocast, torch.compile."""
+from collections import Counter
+
 import pytest
 import torch
 from torch.nn import functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import petl_vision as pv
+from petl_vision.benchmark import set_grad_checkpointing
+from petl_vision.tuners.lora import LoRA
 from tests.conftest import BACKBONES, example_inputs, tiny_vit
 
 LABELS = torch.tensor([1, 3])
@@ -50,16 +56,61 @@ def test_bypass_keeps_the_backbone_out_of_autograd(images):
     assert all(p.grad is not None for n, p in model.named_parameters() if '.tuners.' in n)
 
 
+class OpCounter(TorchDispatchMode):
+    """Counts the aten ops that run (forward and backward) inside the ``with`` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+MATMULS = ('mm', 'addmm', 'bmm', 'matmul', 'einsum', 'baddbmm')
+
+
+def test_lora_on_fused_qkv_updates_q_and_v_in_one_pass():
+    lora = next(m for m in tuned('lora').modules() if isinstance(m, LoRA))
+    assert lora.config.parts == ['q', 'v']
+    with torch.no_grad():
+        lora.lora_B.normal_()
+    x = torch.randn(2, 5, 64, requires_grad=True)  # (B, N, C)
+    with OpCounter() as forward:
+        d = lora(x)  # (B, N, 3C)
+    torch.testing.assert_close(d, x @ lora.delta_weight().t())  # q and v updated, k untouched
+    assert d[..., 64:128].abs().max() == 0 and d[..., :64].abs().max() > 0 and d[..., 128:].abs().max() > 0
+    # one matmul for A x of both parts, one for every B; no per-part pieces concatenated
+    assert sum(forward.ops[op] for op in MATMULS) == 2 and forward.ops['cat'] == 0
+    with OpCounter() as backward:
+        d.sum().backward()
+    assert sum(backward.ops[op] for op in MATMULS) == 4  # grads of x, A, h and the dense B (no split copies)
+    assert backward.ops['cat'] == 0 and backward.ops['split'] == 0
+
+
+def test_vpt_deep_concatenates_prompts_once_per_block(images):
+    model = tuned('vpt_deep')
+    depth = len(model.blocks)
+    with torch.no_grad(), OpCounter() as counter:
+        model(images)
+    with torch.no_grad(), OpCounter() as frozen:
+        tiny_vit()(images)
+    # per block: prompts in after the class token, out again after the block; nothing else
+    assert counter.ops['cat'] - frozen.ops['cat'] == 2 * depth
+
+
 def _loss_and_grads(preset: str, checkpointing: bool, images: torch.Tensor) -> tuple[torch.Tensor, dict]:
     model = tuned(preset)
     perturb(model)
-    model.set_grad_checkpointing(checkpointing)
+    if checkpointing:
+        assert set_grad_checkpointing(model) == 'on'
     loss = F.cross_entropy(model(images), LABELS)
     loss.backward()
     return loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize('preset', ['lora', 'adapter'])
+@pytest.mark.parametrize('preset', ['lora', 'adapter', 'vpt_deep'])
 def test_timm_gradient_checkpointing_gives_the_same_loss_and_tuner_grads(preset, images):
     frozen_loss = F.cross_entropy(tiny_vit()(images), LABELS)
     loss, grads = _loss_and_grads(preset, False, images)
@@ -69,6 +120,19 @@ def test_timm_gradient_checkpointing_gives_the_same_loss_and_tuner_grads(preset,
     assert ckpt_grads.keys() == grads.keys() and any('.tuners.' in n for n in grads)
     for name, grad in grads.items():
         torch.testing.assert_close(ckpt_grads[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize('preset', ['bypass', 'vpt_shallow'])
+def test_gradient_checkpointing_stays_off_where_timm_would_skip_the_tuner(preset, images):
+    model = tuned(preset)
+    perturb(model)
+    untuned_loss = F.cross_entropy(pv.set_tuners_enabled(model, False)(images), LABELS)  # trained head kept
+    pv.set_tuners_enabled(model, True)
+    assert set_grad_checkpointing(model).startswith("off: a tuner wraps the block stack 'blocks'")
+    assert not model.grad_checkpointing
+    assert not torch.allclose(F.cross_entropy(model(images), LABELS), untuned_loss)
+    model.set_grad_checkpointing(True)  # why: timm's checkpoint_seq iterates the wrapped stack, tuner-less
+    torch.testing.assert_close(F.cross_entropy(model(images), LABELS), untuned_loss)
 
 
 @pytest.mark.parametrize('backbone', sorted(BACKBONES))

@@ -32,26 +32,29 @@ def preset_rows(model_name: str, presets: list[str], num_classes: int) -> list[d
     return rows
 
 
-def config_rows(config: str) -> list[dict]:
+def config_rows(configs: list[str]) -> list[dict]:
     from mmengine.config import Config
 
     from petl_vision.registry import MODELS
     from petl_vision.setup_env import register_all_modules
 
     register_all_modules()
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.pretrained = None
-    with torch.device('meta'):
-        model = MODELS.build(cfg.model)
-    counts = model.parameter_counts()
-    return [{'config': config, **counts}]
+    rows = []
+    for config in configs:
+        cfg = Config.fromfile(config)
+        cfg.model.backbone.pretrained = None
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+        rows.append({'config': Path(config).stem, **model.parameter_counts()})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--model', help='timm model name, e.g. vit_base_patch16_224, swin_tiny_patch4_window7_224')
-    src.add_argument('--config', help='an mmengine config; reports the model it builds')
+    src.add_argument('--config', nargs='+', help='mmengine configs; reports the models they build (the `head` '
+                     'column: classifier head, or the task decoders of a dense model)')
     parser.add_argument('--presets', nargs='+', default=None, help='default: all presets')
     parser.add_argument('--num-classes', type=int, default=100, help='head size reported in the `head` column')
     parser.add_argument('--json', action='store_true', help='print JSON rows instead of a table')
@@ -62,9 +65,11 @@ def main() -> None:
         print(json.dumps(rows, indent=1))
         return
     name_key = 'preset' if args.model else 'config'
-    print(f'{name_key:<14} {"trainable":>12} {"head":>9} {"total":>13}')
+    width = max(14, *(len(r[name_key]) for r in rows))
+    columns = [k for k in ('trainable', 'head', 'trainable_with_head', 'total') if k in rows[0]]
+    print(f'{name_key:<{width}} ' + ' '.join(f'{c.replace("_", " "):>19}' for c in columns))
     for r in rows:
-        print(f'{r[name_key]:<14} {r["trainable"]:>12,} {r["head"]:>9,} {r["total"]:>13,}')
+        print(f'{r[name_key]:<{width}} ' + ' '.join(f'{r[c]:>19,}' for c in columns))
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=90, eta_min=1e-8, by_epoch=True, begin=10, end=100,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=10)
+# the resumable loop skips the batches an interrupted epoch already trained (exact mid-epoch resume)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=100, val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)

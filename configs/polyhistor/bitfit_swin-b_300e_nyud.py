@@ -1,0 +1,4 @@
+# BitFit: every bias of the shared backbone.
+_base_ = ['./_base_/nyud_swin-b.py']
+
+model = dict(plan='bitfit')

@@ -1,0 +1,4 @@
+# multi-task full fine-tuning: one shared backbone, all weights trained.
+_base_ = ['./_base_/pascal-context_swin-b.py']
+
+model = dict(plan='full')

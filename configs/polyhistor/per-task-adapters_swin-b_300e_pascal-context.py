@@ -1,0 +1,4 @@
+# one bottleneck adapter (r = d / 4) per task after attention and MLP.
+_base_ = ['./_base_/pascal-context_swin-b.py']
+
+model = dict(plan=[dict(type='TaskAdapter', targets=['layers.*.blocks.*.attn', 'layers.*.blocks.*.mlp'], reduction=4)])

@@ -1,0 +1,4 @@
+# Polyhistor: decomposed hypernetworks (template kernels) + layer-wise scaling kernels.
+_base_ = ['./_base_/nyud_swin-b.py']
+
+model = dict(plan=[dict(type='Polyhistor', targets=['layers.*.blocks.*.attn', 'layers.*.blocks.*.mlp'], reduction=4)])

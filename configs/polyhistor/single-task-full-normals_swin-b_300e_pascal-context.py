@@ -1,0 +1,11 @@
+# single-task full fine-tuning on normals: the baseline of delta_m (its results go into the single-task
+# baselines file that MultiTaskDenseMetric(single_task_baselines=...) reads).
+_base_ = ['./_base_/pascal-context_swin-b.py']
+
+tasks = ('normals',)
+model = dict(tasks=tasks, plan='full', loss_weights=dict(_delete_=True, normals=10.0))
+train_dataloader = dict(dataset=dict(tasks=tasks))
+val_dataloader = dict(dataset=dict(tasks=tasks))
+test_dataloader = val_dataloader
+val_evaluator = dict(tasks=tasks)
+test_evaluator = val_evaluator

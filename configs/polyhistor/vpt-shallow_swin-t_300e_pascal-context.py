@@ -1,0 +1,4 @@
+# VPT-shallow: 10 prompt tokens in the first block's windows.
+_base_ = ['./_base_/pascal-context_swin-t.py']
+
+model = dict(plan='vpt_shallow')

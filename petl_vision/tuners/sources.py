@@ -1,0 +1,51 @@
+"""Shared weight sources: modules that several tuners take their weights from (a hypernetwork).
+
+A tuner whose weights are generated rather than stored (Hyperformer, Polyhistor) asks, in ``bind``, for a
+shared source by key; the first tuner creates it, the others get the same module::
+
+    def bind(self, lookup):
+        self._source = [lookup.shared('polyhistor', lambda: HyperNetwork(...))]
+
+Sources live in one container on the tuned model, ``model.petl_sources`` (an ``nn.ModuleDict``), so that
+
+- their parameters are registered once: ``count_parameters`` and optimizers see them once;
+- ``save_tuners`` / ``load_tuners`` include them (they are trainable tensors of the model, and
+  ``load_tuners`` rebuilds them by re-applying the plan before copying the tensors);
+- they are not part of the backbone: logical names skip the container (``patterns.py``), like tuners, so
+  backbone fingerprints and ``trainable`` patterns are unchanged by them.
+"""
+from collections.abc import Callable
+
+from torch import nn
+
+SOURCES_ATTR = 'petl_sources'
+
+
+def shared_sources(model: nn.Module) -> nn.ModuleDict:
+    """The model's container of shared sources (created empty on first use)."""
+    sources = getattr(model, SOURCES_ATTR, None)
+    if sources is None:
+        sources = nn.ModuleDict()
+        setattr(model, SOURCES_ATTR, sources)
+    return sources
+
+
+class TunerLookup:
+    """What ``Tuner.bind`` receives: call it as ``lookup(op_name, tuner_name)`` to find another tuner of the
+    model, or use :meth:`shared` to get (or create) a shared weight source."""
+
+    def __init__(self, model: nn.Module, find_tuner: Callable[[str, str], nn.Module | None]):
+        self.model = model
+        self._find_tuner = find_tuner
+
+    def __call__(self, op_name: str, tuner_name: str) -> nn.Module | None:
+        return self._find_tuner(op_name, tuner_name)
+
+    def shared(self, key: str, factory: Callable[[], nn.Module]) -> nn.Module:
+        """The source stored under ``key``; ``factory()`` builds it the first time (on the model's device)."""
+        sources = shared_sources(self.model)
+        if key not in sources:
+            source = factory()
+            ref = next(self.model.parameters(), None)
+            sources[key] = source.to(ref.device) if ref is not None else source
+        return sources[key]
