@@ -25,6 +25,9 @@ setup(
         'matplotlib',
         'rich',
         'scikit-learn',  # the quick start's digits images
+        'scipy',  # .mat annotations (NYUD-v2, PASCAL-Context, Flowers, Dogs, Cars)
+        'psutil',  # the benchmark's peak-memory child process
+        'pyyaml',  # single-task baseline files of the dense metric
     ],
     extras_require={
         'test': ['pytest', 'peft', 'scikit-learn', 'h5py', 'scipy'],
