@@ -121,7 +121,10 @@ def markdown_report(report: dict) -> str:
     c, m = report['config'], report['machine']
     load = m.get('load_average_before'), m.get('load_average_after')
     load_text = f' Load average (1/5/15 min) before {load[0]}, after {load[1]}.' if all(load) else ''
-    head = (f'{c["model"]}, batch {c["batch_size"]}, {c["img_size"]} px, {c["dtype"]}, {c["device"]} '
+    from .methods import NUM_POINTS, is_point_model
+
+    size = f'{NUM_POINTS} points' if is_point_model(c['model']) else f'{c["img_size"]} px'
+    head = (f'{c["model"]}, batch {c["batch_size"]}, {size}, {c["dtype"]}, {c["device"]} '
             f'({m.get("gpu") or m["cpu"]}, {m["cpu_cores"]} cores, {m["torch_threads"]} torch threads, '
             f'torch {m["torch"]}); median of {c["rounds"]} interleaved rounds after {c["warmup"]} warm-up '
             f'(step: wall clock; step CPU: process CPU time, steadier on a shared machine).{load_text} '

@@ -237,3 +237,36 @@ def test_mixed_precision_train_step_updates_only_the_tuners(dtype):
     assert all(torch.isfinite(torch.tensor(losses)))
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed == {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_point_backbone_batches_and_dapt_method():
+    from petl_vision.benchmark.methods import NUM_POINTS, build_method, example_batch
+
+    x, y = example_batch('point_mae_vit_s', 2, 224, 15)
+    assert x.shape == (2, NUM_POINTS, 3) and y.shape == (2,) and int(y.max()) < 15
+    assert example_batch('vit_small_patch16_224', 2, 32, 10)[0].shape == (2, 3, 32, 32)
+    with torch.device('meta'):
+        dapt = build_method('dapt', 'point_mae_vit_s', 224, 15)
+    trainable = sum(p.numel() for p in dapt.parameters() if p.requires_grad)
+    assert trainable == 1_087_771  # the official DAPT count on ScanObjectNN (15 classes, SSF on)
+    with pytest.raises(ValueError, match='point backbone'):
+        build_method('dapt', 'vit_small_patch16_224', 32, 10)
+
+
+def test_fewshot_episode_timing_arithmetic():
+    from petl_vision.benchmark.fewshot import fewshot_table, time_fewshot
+
+    result = time_fewshot('vit_tiny_patch16_224', ['frozen', 'prolad', 'tsa'], img_size=32, n_way=3, k_shot=2,
+                          n_query=2, steps=2, rounds=2)
+    rows = result['methods']
+    assert {n: r['stages'] for n, r in rows.items()} == {'frozen': 0, 'prolad': 2, 'tsa': 1}
+    for row in rows.values():
+        assert len(row['episode_times_s']) == 2 and row['seconds_per_episode'] == \
+            pytest.approx(sorted(row['episode_times_s'])[0] / 2 + sorted(row['episode_times_s'])[1] / 2)
+    frozen = rows['frozen']['seconds_per_episode']
+    prolad = rows['prolad']
+    assert prolad['seconds_per_step'] == pytest.approx(max(prolad['seconds_per_episode'] - frozen, 0) / 4)
+    assert prolad['projected_seconds_at_100_steps'] == pytest.approx(frozen + prolad['seconds_per_step'] * 200)
+    assert 'seconds_per_step' not in rows['frozen']
+    table = fewshot_table(result)
+    assert '3-way 2-shot' in table and '| prolad | 2 | 2 |' in table
