@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import petl_vision as pv
+from petl_vision.datasets.transforms import random_affine
 from petl_vision.demo import DEMO_CHECKPOINT, build_demo_backbone, demo_backbone_kwargs, source_arrays, \
     target_task_arrays
 
@@ -46,14 +47,7 @@ def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random small affine jitter of a batch (B, 3, H, W): rotation +-10 deg, scale 0.9..1.1, shift +-10%."""
-    b = x.shape[0]
-    angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(10)
-    scale = 0.9 + torch.rand(b, generator=gen) * 0.2
-    shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * 0.2  # grid coordinates span [-1, 1]
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
-    return F.grid_sample(x, grid, padding_mode='border', align_corners=False)  # border: keeps the background
+    return random_affine(x, degrees=10, translate=0.1, scale=(0.9, 1.1), generator=gen)
 
 
 def train(model: nn.Module, groups: list[dict], images: np.ndarray, labels: np.ndarray, epochs: int,

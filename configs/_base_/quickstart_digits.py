@@ -6,7 +6,7 @@ _base_ = ['./default_runtime.py']
 
 model = dict(type='ImageClassifier', backbone=dict(model='vit_digits_demo', pretrained=True, num_classes=10),
              plan='linear', trainable=['head'])
-train_pipeline = [dict(type='RandomAffine', degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+train_pipeline = [dict(type='RandomAffine', degrees=10, translate=0.1, scale=(0.9, 1.1)),
                   dict(type='PackInputs')]
 test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(batch_size=32, num_workers=0, collate_fn=dict(type='default_collate'),

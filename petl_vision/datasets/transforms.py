@@ -12,8 +12,11 @@ Randomness comes from torch's generator, which mmengine seeds and DataLoader wor
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+from torch.nn import functional as F
 from PIL import Image
 from torchvision.transforms import InterpolationMode, v2
 
@@ -97,15 +100,36 @@ class RandomFlip(ImageTransform):
         self.op = v2.RandomHorizontalFlip(prob)
 
 
-@TRANSFORMS.register_module()
-class RandomAffine(ImageTransform):
-    """Random rotation (+-``degrees``), translation (fraction of the size) and scale; the uncovered border is
-    filled with ``fill`` (the quick start's digits: black background)."""
+def random_affine(x: torch.Tensor, degrees: float = 10.0, translate: float = 0.1,
+                  scale: tuple[float, float] = (0.9, 1.1), generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random rotation (+-``degrees``), zoom (``scale``) and shift (+-``translate`` of the size) of a float batch
+    (B, C, H, W), one draw per image, bilinear, with the border pixels repeated outside the image (so a digit's
+    background stays background). The quick start's augmentation, shared with ``tools/make_demo_backbone.py``."""
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(degrees)
+    zoom = scale[0] + torch.rand(b, generator=generator) * (scale[1] - scale[0])
+    shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * 2 * translate  # grid coordinates span [-1, 1]
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(x, grid, padding_mode='border', align_corners=False)
 
-    def __init__(self, degrees: float = 10.0, translate: tuple[float, float] | None = (0.1, 0.1),
-                 scale: tuple[float, float] | None = (0.9, 1.1), fill: int = 0) -> None:
-        self.op = v2.RandomAffine(degrees=degrees, translate=translate, scale=scale,
-                                  interpolation=InterpolationMode.BILINEAR, fill=fill)
+
+@TRANSFORMS.register_module()
+class RandomAffine:
+    """:func:`random_affine` on one uint8 image (3, H, W), drawn from torch's generator (seeded by mmengine)."""
+
+    def __init__(self, degrees: float = 10.0, translate: float = 0.1, scale: tuple[float, float] = (0.9, 1.1)) -> None:
+        self.degrees, self.translate, self.scale = degrees, translate, tuple(scale)
+
+    def __call__(self, results: dict) -> dict:
+        img = results['img'][None].float()  # (1, 3, H, W)
+        out = random_affine(img, self.degrees, self.translate, self.scale)
+        results['img'] = out[0].round().clamp(0, 255).to(torch.uint8)
+        return results
+
+    def __repr__(self) -> str:
+        return f'RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale})'
 
 
 @TRANSFORMS.register_module()

@@ -273,3 +273,19 @@ def test_pipeline_from_config_and_default_collate(tmp_path):
     batch = default_collate([ds[i] for i in range(3)])
     assert batch['inputs'].shape == (3, 3, 8, 8) and batch['inputs'].dtype == torch.uint8
     assert batch['data_samples'].dtype == torch.int64 and batch['data_samples'].tolist() == [2, 0, 2]
+
+
+def test_random_affine_identity_draw_and_uint8_transform():
+    from petl_vision.datasets.transforms import RandomAffine, random_affine
+
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(random_affine(x, degrees=0, translate=0, scale=(1, 1)), x, atol=1e-5, rtol=0)
+    g = torch.Generator().manual_seed(0)
+    moved = random_affine(x, generator=g)
+    assert moved.shape == x.shape and not torch.allclose(moved, x)
+    # a constant image stays constant: the border is repeated, no black corners appear
+    flat = torch.full((1, 3, 8, 8), 0.7)
+    torch.testing.assert_close(random_affine(flat, degrees=30, generator=g), flat)
+    img = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)
+    out = RandomAffine()({'img': img})['img']
+    assert out.dtype == torch.uint8 and out.shape == (3, 8, 8)
