@@ -63,7 +63,7 @@ _UNPICKLER_REASON = re.compile(r'WeightsUnpickler error:\s*(.+?)\n')
 
 
 def _unpickler_reason(error: pickle.UnpicklingError) -> str:
-    """The unpickler's own message, without torch's advice to load with ``weights_only=False``."""
+    """The unpickler's own message, without torch's advice to turn ``weights_only`` off."""
     reason = _UNPICKLER_REASON.search(str(error))
     return reason.group(1) if reason else str(error)
 
@@ -71,8 +71,8 @@ def _unpickler_reason(error: pickle.UnpicklingError) -> str:
 def _refused(path: Path, what: object) -> UnsafeCheckpointError:
     return UnsafeCheckpointError(
         f'refusing to unpickle `{what}` from {path}; only weights and mmengine training state are allowed. '
-        'If you trust the file, load it once with torch.load(weights_only=False) in a separate script and '
-        're-save only its tensors (e.g. torch.save(ckpt["state_dict"], new_path) or safetensors).')
+        f'If you trust that type, allow-list exactly it with torch.serialization.add_safe_globals([{what}]) '
+        'before loading; otherwise ask for a tensors-only file (a state dict or safetensors).')
 
 
 def _corrupt(path: Path, reason: object) -> CorruptCheckpointError:
