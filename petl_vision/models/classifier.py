@@ -56,11 +56,16 @@ class ImageClassifier(BaseModel):
         raise ValueError(f'mode must be "loss", "predict" or "tensor", got {mode!r}')
 
     def parameter_counts(self) -> dict[str, int]:
-        """``trainable`` (tuners etc., without the head), ``head``, ``trainable_with_head`` and ``total``."""
-        head = list(self.backbone.get_classifier().parameters())
-        head_ids = {id(p) for p in head}
-        counts = count_parameters(self.backbone)
-        trainable = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad and id(p) not in head_ids)
-        return {'trainable': trainable,
-                'head': sum(p.numel() for p in head), 'trainable_with_head': counts['trainable'],
-                'total': counts['total']}
+        """See :func:`classifier_parameter_counts`."""
+        return classifier_parameter_counts(self.backbone)
+
+
+def classifier_parameter_counts(backbone: torch.nn.Module) -> dict[str, int]:
+    """Counts of a (tuned) model with a ``get_classifier()`` head: ``trainable`` (tuners etc., without the head),
+    ``head`` (all head parameters), ``trainable_with_head`` and ``total``."""
+    head = list(backbone.get_classifier().parameters())
+    head_ids = {id(p) for p in head}
+    counts = count_parameters(backbone)
+    trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad and id(p) not in head_ids)
+    return {'trainable': trainable, 'head': sum(p.numel() for p in head),
+            'trainable_with_head': counts['trainable'], 'total': counts['total']}

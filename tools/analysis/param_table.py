@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import petl_vision as pv
+from petl_vision.models.classifier import classifier_parameter_counts
 
 
 def preset_rows(model_name: str, presets: list[str], num_classes: int) -> list[dict]:
@@ -23,12 +24,9 @@ def preset_rows(model_name: str, presets: list[str], num_classes: int) -> list[d
     for preset in presets:
         with torch.device('meta'):
             model = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
-        pv.apply_tuners(model, preset)
-        head = {id(p) for p in model.get_classifier().parameters()}
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in head)
-        rows.append({'model': model_name, 'preset': preset, 'trainable': trainable,
-                     'head': sum(p.numel() for p in model.get_classifier().parameters()),
-                     'total': pv.count_parameters(model)['total']})
+        counts = classifier_parameter_counts(pv.apply_tuners(model, preset))
+        rows.append({'model': model_name, 'preset': preset,
+                     **{k: counts[k] for k in ('trainable', 'head', 'total')}})
     return rows
 
 
