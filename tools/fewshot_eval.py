@@ -72,13 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.config:
         from mmengine.config import Config
 
-        given = parser.parse_args(argv)  # what the command line set explicitly differs from the defaults
         cfg = Config.fromfile(args.config).to_dict()
         unknown = sorted(set(cfg) - set(vars(args)))
         if unknown:
             raise SystemExit(f'{args.config}: unknown keys {unknown}; known: {sorted(set(vars(args)) - {"config"})}')
-        for key, value in cfg.items():
-            if getattr(given, key) == parser.get_default(key):
+        for key, value in cfg.items():  # the config fills what the command line left at its default
+            if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, Path(value) if key == 'out' else value)
     for key in ('backbone', 'dataset'):
         if not getattr(args, key):
