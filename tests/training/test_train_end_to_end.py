@@ -2,19 +2,17 @@
 each dataset's on-disk format, a tiny ViT, mmengine's Runner (train -> val -> best tuner file -> test), and every
 method's config running one iteration."""
 import json
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
-from PIL import Image
 
 import petl_vision as pv
 from petl_vision.datasets import VTAB_TASKS
 from petl_vision.setup_env import register_all_modules
+from tests.datasets.test_classification_datasets import write_cifar100, write_fgvc, write_vtab_task
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / 'configs' / '_base_'
@@ -26,46 +24,12 @@ FAST_LOADER = dict(batch_size=4, num_workers=0, persistent_workers=False)
 register_all_modules()
 
 
-def _png(path: Path, seed: int, size: tuple[int, int] = (40, 48)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
-
-
-def write_cifar100(root: Path, n_train: int = 12, n_test: int = 4) -> None:
-    folder = root / 'cifar-100-python'
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (('train', n_train), ('test', n_test)):
-        with open(folder / split, 'wb') as f:
-            pickle.dump({'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                         'fine_labels': [i % 3 for i in range(n)], 'coarse_labels': [0] * n}, f)
-    with open(folder / 'meta', 'wb') as f:
-        pickle.dump({'fine_label_names': [f'c{i}' for i in range(100)]}, f)
-
-
-def write_fgvc(root: Path, image_dir: str) -> None:
-    """VPT's split files {relative path: class id} with sparse class ids, and PNG images."""
-    root.mkdir(parents=True, exist_ok=True)
-    for split, n in (('train', 6), ('val', 3), ('test', 3)):
-        annotations = {f'{split}/{i}.png': (5, 9, 2)[i % 3] for i in range(n)}
-        (root / f'{split}.json').write_text(json.dumps(annotations))
-        for i, rel in enumerate(annotations):
-            _png(root / image_dir / rel, seed=hash((split, i)) % 1000)
-
-
 def write_vtab(root: Path, task: str) -> None:
-    """NOAH's layout: <task>/{train800,val200,train800val200,test}.txt with lines 'images/<split>/<i>.jpg <label>'."""
+    """NOAH's layout with every list file; labels spread over the task's classes."""
     num_classes = VTAB_TASKS[task][1]
-    for split, n in (('train800', 6), ('val200', 3), ('test', 3)):
-        lines = []
-        for i in range(n):
-            rel = f'images/{split}/{i:06d}.png'
-            _png(root / task / rel, seed=i)
-            lines.append(f'{rel} {(i * 7) % num_classes}')
-        (root / task / f'{split}.txt').write_text('\n'.join(lines) + '\n')
-    (root / task / 'train800val200.txt').write_text(
-        (root / task / 'train800.txt').read_text() + (root / task / 'val200.txt').read_text())
+    train, val = [(i * 7) % num_classes for i in range(6)], [(i * 7) % num_classes for i in range(3)]
+    write_vtab_task(root, task, {'train800.txt': train, 'val200.txt': val, 'train800val200.txt': train + val,
+                                 'test.txt': val})
 
 
 FGVC = {'cub': ('images', 200), 'nabirds': ('images', 555), 'flowers': ('', 102), 'dogs': ('Images', 120),
@@ -76,11 +40,12 @@ def dataset_fixture(name: str, tmp_path: Path) -> tuple[str, dict]:
     """Write fixture data for a configs/_base_/datasets file; return its data_root and extra dataset keys."""
     root = tmp_path / 'data'
     if name == 'cifar100':
-        write_cifar100(root)
+        write_cifar100(root, n_train=12, n_test=4)
         return str(root), {'val_size': 4}
     if name == 'vtab1k':
         write_vtab(root, 'dtd')
         return str(root), {'task': 'dtd'}
+    root.mkdir(parents=True)
     write_fgvc(root, FGVC[name][0])
     return str(root), {}
 
