@@ -1,16 +1,8 @@
 # CUB200 (VPT's FGVC split files train/val/test.json; `python tools/prepare_data.py` builds them). 200 classes.
-_base_ = ['./fgvc_pipelines.py']
+_base_ = ['./fgvc.py']
 dataset_type = 'CUB200'
 data_root = 'data/fgvc/CUB_200_2011'
 num_classes = 200
-train_dataloader = dict(batch_size=32, num_workers=4, persistent_workers=True, collate_fn=dict(type='default_collate'),
-                        sampler=dict(type='DefaultSampler', shuffle=True),
-                        dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                                     pipeline={{_base_.train_pipeline}}))
-val_dataloader = dict(batch_size=64, num_workers=4, persistent_workers=True, collate_fn=dict(type='default_collate'),
-                      sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(type=dataset_type, data_root=data_root, split='val',
-                                   pipeline={{_base_.test_pipeline}}))
-test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+test_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
