@@ -48,7 +48,7 @@ def write_from_runner_checkpoint(checkpoint: Path, out: Path) -> Path:
     setup_env.register_all_modules()
     model = MODELS.build(cfg.model)
     model.load_state_dict(ckpt['state_dict'])  # strict: a checkpoint of another model fails here
-    return save_tuners(model.backbone, out, extra={'config': cfg_text, 'source': checkpoint.name})
+    return save_tuners(model.backbone, out, extra={'config': cfg_text, 'source': checkpoint.name}, owner=model)
 
 
 def publish(source: str | Path, name: str, out_dir: str | Path = '.') -> tuple[Path, str]:

@@ -2,9 +2,15 @@
 
     python tools/run_benchmark_suite.py configs/quickstart --work-dir work_dirs/quickstart
     python tools/run_benchmark_suite.py configs/lora/lora_vit-b16-in21k_cub.py configs/ssf/... --work-dir DIR
+    python tools/run_benchmark_suite.py configs/quickstart_dense --work-dir work_dirs/quickstart_dense
 
 Each run selects its best checkpoint on the validation split (TunerCheckpointHook), then that best tuner
 file is evaluated once on the test split when the config has a ``test_dataloader``.
+
+Multi-task dense configs (``MultiTaskDenseModel``) get their own table (every task's metric and delta_m) and a
+delta_m-vs-parameters plot. delta_m is measured against the suite's single-task runs of the same dataset
+(configs with ``suite = dict(single_task=True)``), or against ``--single-task-baselines FILE`` for datasets
+without such runs; the single-task results are written as ``single_task_baselines_<dataset>.json`` for reuse.
 """
 import argparse
 import json
@@ -14,9 +20,13 @@ from pathlib import Path
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from petl_vision.analysis import SuiteRow, write_results
+from petl_vision.analysis import DenseRow, SuiteRow, add_delta_m, single_task_baselines, write_dense_results, \
+    write_results
+from petl_vision.evaluation.dense import load_single_task_baselines
 from petl_vision.setup_env import register_all_modules
 from petl_vision.tuners import load_tuners
+
+DENSE_PREFIX = 'dense/'
 
 
 def expand(paths: list[str]) -> list[Path]:
@@ -28,7 +38,7 @@ def expand(paths: list[str]) -> list[Path]:
     return configs
 
 
-def run_one(config: Path, work_dir: Path, options: dict | None) -> SuiteRow:
+def run_one(config: Path, work_dir: Path, options: dict | None) -> SuiteRow | DenseRow:
     cfg = Config.fromfile(str(config))
     if options:
         cfg.merge_from_dict(options)
@@ -40,17 +50,32 @@ def run_one(config: Path, work_dir: Path, options: dict | None) -> SuiteRow:
     seconds = time.perf_counter() - start
     model = runner.model
     best = Path(cfg.work_dir) / 'tuners_best.safetensors'
-    val = json.loads(best.with_suffix('.json').read_text())['accuracy/top1'] if best.exists() else None
-    test = None
-    if cfg.get('test_dataloader'):
-        if best.exists():
-            load_tuners(model.backbone, best)
-        test = runner.test()['accuracy/top1']
+    if best.exists():
+        load_tuners(model.backbone, best, owner=model)  # the best epoch's tuners and (dense) decoders
     counts = model.parameter_counts()
     meta = cfg.get('suite', {})
-    return SuiteRow(config=str(config), dataset=meta.get('dataset', cfg.train_dataloader.dataset.type),
-                    method=meta.get('method', config.stem), trainable=counts['trainable'], head=counts['head'],
-                    val_top1=val, test_top1=test, train_seconds=seconds)
+    dataset = meta.get('dataset', cfg.train_dataloader.dataset.type)
+    method = meta.get('method', config.stem)
+    if cfg.model.type == 'MultiTaskDenseModel':
+        split = 'test' if cfg.get('test_dataloader') else 'val'
+        metrics = runner.test() if split == 'test' else runner.val()
+        metrics = {k.removeprefix(DENSE_PREFIX): float(v) for k, v in metrics.items() if k.startswith(DENSE_PREFIX)}
+        return DenseRow(config=str(config), dataset=dataset, method=method, trainable=counts['trainable'],
+                        decoders=counts['head'], metrics=metrics, split=split, train_seconds=seconds,
+                        single_task=bool(meta.get('single_task', False)))
+    val = json.loads(best.with_suffix('.json').read_text())['accuracy/top1'] if best.exists() else None
+    test = runner.test()['accuracy/top1'] if cfg.get('test_dataloader') else None
+    return SuiteRow(config=str(config), dataset=dataset, method=method, trainable=counts['trainable'],
+                    head=counts['head'], val_top1=val, test_top1=test, train_seconds=seconds)
+
+
+def dense_baselines(rows: list[DenseRow], path: str | None) -> dict[str, dict[str, float]]:
+    """Single-task baselines per dataset: the suite's own single-task runs, else the file (every dataset)."""
+    measured = single_task_baselines(rows)
+    if path is None:
+        return measured
+    given = load_single_task_baselines(path)
+    return {d: measured.get(d, given) for d in {r.dataset for r in rows}}
 
 
 def main() -> None:
@@ -58,13 +83,23 @@ def main() -> None:
     parser.add_argument('configs', nargs='+', help='config files or folders of configs')
     parser.add_argument('--work-dir', default='work_dirs/suite')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='applied to every config')
+    parser.add_argument('--single-task-baselines', help='JSON/YAML of single-task results for delta_m of dense '
+                        'datasets the suite has no single-task runs of (e.g. a previous suite\'s file)')
     args = parser.parse_args()
     register_all_modules()
     work_dir = Path(args.work_dir)
     rows = [run_one(c, work_dir, args.cfg_options) for c in expand(args.configs)]
-    paths = write_results(rows, work_dir)
-    print(paths['markdown'].read_text())
-    print(f'written: {", ".join(str(p) for p in paths.values())}')
+    outputs = []
+    classification = [r for r in rows if isinstance(r, SuiteRow)]
+    if classification:
+        outputs.append(write_results(classification, work_dir))
+    dense = [r for r in rows if isinstance(r, DenseRow)]
+    if dense:
+        dense = add_delta_m(dense, dense_baselines(dense, args.single_task_baselines))
+        outputs.append(write_dense_results(dense, work_dir))
+    for paths in outputs:
+        print(paths['markdown'].read_text())
+        print(f'written: {", ".join(str(p) for p in paths.values())}')
 
 
 if __name__ == '__main__':

@@ -42,7 +42,7 @@ def main() -> None:
     runner = build_runner(cfg)  # Runner, or FlexibleRunner when the config has a strategy
     if tuner_only:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        load_tuners(model.backbone, args.checkpoint)  # refuses a file made for another backbone or plan
+        load_tuners(model.backbone, args.checkpoint, owner=model)  # refuses a file for another backbone or plan
     runner.test()
 
 

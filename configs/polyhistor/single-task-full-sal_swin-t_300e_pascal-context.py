@@ -9,3 +9,7 @@ val_dataloader = dict(dataset=dict(tasks=tasks))
 test_dataloader = val_dataloader
 val_evaluator = dict(tasks=tasks)
 test_evaluator = val_evaluator
+# model selection by this task's own metric (the base selects by semseg mIoU, which this run lacks)
+default_hooks = dict(checkpoint=dict(save_best='dense/sal/mIoU', rule='greater'))
+custom_hooks = [dict(type='TunerCheckpointHook', save_best='dense/sal/mIoU', rule='greater')]
+suite = dict(single_task=True)  # a delta_m baseline in tools/run_benchmark_suite.py

@@ -9,3 +9,4 @@ val_dataloader = dict(dataset=dict(tasks=tasks))
 test_dataloader = val_dataloader
 val_evaluator = dict(tasks=tasks)
 test_evaluator = val_evaluator
+suite = dict(single_task=True)  # a delta_m baseline in tools/run_benchmark_suite.py

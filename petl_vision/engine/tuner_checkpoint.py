@@ -26,7 +26,8 @@ def _full_parameters(model: nn.Module) -> contextlib.AbstractContextManager:
 class TunerCheckpointHook(Hook):
     """Writes ``tuners_<epoch|iter>.safetensors``, ``tuners_latest.safetensors`` and, when ``save_best``
     names a metric, ``tuners_best.safetensors`` (plus a ``.json`` with the metric) into the work dir.
-    The files hold the trainable tensors, the plan and the run's config (metadata ``config``). Only the main
+    The files hold the trainable tensors (with the model's trainable parts outside the backbone, such as dense
+    task decoders, as ``owner.*``), the plan and the run's config (metadata ``config``). Only the main
     process writes; under FSDP (FlexibleRunner) the shards are gathered first.
     """
 
@@ -44,8 +45,8 @@ class TunerCheckpointHook(Hook):
         with _full_parameters(runner.model):
             if not is_main_process():
                 return []
-            return [save_tuners(tuned, Path(runner.work_dir) / name, extra={'config': runner.cfg.pretty_text})
-                    for name in names]
+            return [save_tuners(tuned, Path(runner.work_dir) / name, extra={'config': runner.cfg.pretty_text},
+                                owner=model) for name in names]
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Called with the checkpoint about to be written (mmengine 0.10 has no hook after saving): by the main

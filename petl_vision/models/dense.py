@@ -44,6 +44,24 @@ def task_outputs(tasks: Sequence[str], num_classes: Mapping[str, int]) -> dict[s
     return out
 
 
+TAPS = ('stages', 'merged')
+
+
+def tap_channels(net: nn.Module, taps: str) -> list[int]:
+    """Channels of the maps :meth:`MultiTaskDenseModel.stage_maps` returns for ``taps``."""
+    if taps not in TAPS:
+        raise ValueError(f'taps must be one of {TAPS}, got {taps!r}')
+    channels = [info['num_chs'] for info in net.feature_info]
+    if taps == 'stages':
+        return channels
+    layers = getattr(net, 'layers', None)
+    if layers is None or not all(hasattr(layer, 'downsample') for layer in layers[1:]):
+        raise ValueError(f"taps='merged' needs a hierarchical backbone with patch merging at the start of each "
+                         f"stage (timm's Swin: layers[i].downsample); {type(net).__name__} has none, use "
+                         "taps='stages'")
+    return channels[1:] + channels[-1:]
+
+
 def fill_tasks(plan: list[dict], tasks: Sequence[str]) -> list[dict]:
     """Give task-conditioned plan entries that do not list ``tasks`` the model's tasks."""
     for entry in plan:
@@ -66,13 +84,22 @@ class MultiTaskDenseModel(BaseModel):
             ``num_outputs``).
         loss_weights: per-task weights of the summed loss (default 1).
         sal_pos_weight: weight of foreground pixels in the balanced saliency BCE (ASTMT / MTLoRA: 0.95).
+        taps: which maps the decoders read. ``'stages'``: each stage's output (timm's layout; Swin-T 96 / 192 /
+            384 / 768 channels at strides 4 / 8 / 16 / 32). ``'merged'``: each stage's output after the next
+            stage's patch merging, the last stage as it is (the layout of Microsoft's Swin code, which MTLoRA's
+            Polyhistor benchmark reads: 192 / 384 / 768 / 768 channels at strides 8 / 16 / 32 / 32).
+
+    The backbone's final norm is removed: no map the decoders read passes through it, and a trainable parameter
+    without gradient would be counted as trained and break DDP.
     """
 
     def __init__(self, backbone: dict[str, Any], tasks: Sequence[str], num_classes: Mapping[str, int] | None = None,
                  plan: str | list[dict] = 'linear', trainable: Sequence[str] = (), decoder: dict | None = None,
                  loss_weights: Mapping[str, float] | None = None, sal_pos_weight: float = 0.95,
-                 data_preprocessor: dict | None = None, init_cfg=None):
+                 taps: str = 'stages', data_preprocessor: dict | None = None, init_cfg=None):
         net = build_timm_backbone(**{'num_classes': 0, **backbone})
+        if isinstance(getattr(net, 'norm', None), nn.LayerNorm):
+            net.norm = nn.Identity()  # forward_intermediates(norm=False) never uses it
         mean, std = pretrained_mean_std(net)
         preprocessor = {'type': 'ImgDataPreprocessor', 'mean': mean, 'std': std, **(data_preprocessor or {})}
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
@@ -80,7 +107,8 @@ class MultiTaskDenseModel(BaseModel):
         self.outputs = task_outputs(self.tasks, num_classes or {})
         plan = fill_tasks(resolve_plan(plan, describe(net)), self.tasks)
         self.backbone = apply_tuners(net, plan, trainable=tuple(trainable))
-        self.stage_channels = [info['num_chs'] for info in net.feature_info]
+        self.taps = taps
+        self.stage_channels = tap_channels(net, taps)
         decoder = dict(decoder or {})
         decoder_type = decoder.pop('type', 'MultiScaleHead')
         self.decoders = nn.ModuleDict({
@@ -109,13 +137,17 @@ class MultiTaskDenseModel(BaseModel):
         ``forward_intermediates`` for NCHW and still permute any map that comes back channels-last.
         """
         feats = self.backbone.forward_intermediates(inputs, intermediates_only=True, output_fmt='NCHW')
+        stage_channels = [info['num_chs'] for info in self.backbone.feature_info]
         out = []
-        for f, c in zip(feats, self.stage_channels):
+        for f, c in zip(feats, stage_channels):
             if f.shape[1] != c:
                 if f.shape[-1] != c:
                     raise ValueError(f'stage map of shape {tuple(f.shape)} has no {c}-channel axis')
                 f = f.permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
             out.append(f.contiguous())
+        if self.taps == 'merged':  # stage i through stage i+1's patch merging, which works on (B, H, W, C) grids
+            merges = [layer.downsample for layer in self.backbone.layers[1:]]
+            out = [m(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous() for m, f in zip(merges, out)] + out[-1:]
         return out
 
     def forward_tasks(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -131,16 +131,31 @@ def _tuner_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+OWNER_PREFIX = 'owner.'
+
+
+def _owner_state(owner: nn.Module | None, backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters of ``owner`` outside ``backbone`` (dense task decoders), keyed ``owner.<name>``."""
+    if owner is None:
+        return {}
+    inside = {id(p) for p in backbone.parameters()}
+    return {OWNER_PREFIX + n: p for n, p in owner.named_parameters() if p.requires_grad and id(p) not in inside}
+
+
+def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None,
+                owner: nn.Module | None = None) -> Path:
     """Write the trainable tensors (and tuner buffers) as safetensors, with the plan as metadata.
 
     ``extra``: JSON-serialisable information stored with it (the training config, metrics).
+    ``owner``: the model holding this backbone; its trainable parameters outside the backbone (the task decoders
+    of a ``MultiTaskDenseModel``) are stored too, as ``owner.<name>``, so one file restores the whole tuned model.
     """
     if getattr(model, 'petl_plan', None) is None:
         raise RuntimeError('model has no tuners; call petl_vision.apply_tuners(model, plan) first')
     if any(t.merged for op in tuned_ops(model) for t in op.tuners.values()):
         raise RuntimeError('tuners are merged into the backbone; call unmerge_tuners(model) before saving')
-    tensors = {k: v.detach().cpu().contiguous() for k, v in _tuner_state(model).items()}
+    state = {**_tuner_state(model), **_owner_state(owner, model)}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     meta = {'format': FILE_FORMAT, 'petl_vision': __version__, 'plan': json.dumps(model.petl_plan),
             'trainable': json.dumps(model.petl_trainable), 'backbone': json.dumps(backbone_fingerprint(model)),
             'extra': json.dumps(extra or {})}
@@ -168,9 +183,14 @@ def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     return decoded, tensors
 
 
-def load_tuners(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a file written by :func:`save_tuners`; a fresh backbone gets the file's plan applied first."""
+def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = None) -> nn.Module:
+    """Load a file written by :func:`save_tuners`; a fresh backbone gets the file's plan applied first.
+
+    ``owner``: the model holding this backbone; the file's ``owner.<name>`` tensors (task decoders) are loaded into
+    it. Without ``owner`` they are left out (the backbone alone is restored).
+    """
     meta, tensors = read_tuner_file(path)
+    owned = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(OWNER_PREFIX)]}
     saved, here = meta['backbone'], backbone_fingerprint(model)
     if saved['digest'] != here['digest']:
         raise ValueError(
@@ -184,16 +204,25 @@ def load_tuners(model: nn.Module, path: str | Path) -> nn.Module:
     elif current != meta['plan']:
         raise ValueError(f'{path} holds tuners for plan {meta["plan"]} but the model was tuned with {current}; '
                          'load it onto a fresh backbone (the plan is rebuilt from the file)')
-    state = _tuner_state(model)
-    missing, unexpected = sorted(set(state) - set(tensors)), sorted(set(tensors) - set(state))
+    targets = [(_tuner_state(model), tensors)]
+    if owner is not None:
+        targets.append((_owner_state(owner, model), owned))
+    for state, saved in targets:  # check everything before copying anything: a bad file changes nothing
+        _check_fits(path, state, saved)
+    with torch.no_grad():
+        for state, saved in targets:
+            for k, t in saved.items():
+                state[k].copy_(t)
+    return model
+
+
+def _check_fits(path, state: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = sorted(set(state) - set(saved)), sorted(set(saved) - set(state))
     if missing or unexpected:
         raise ValueError(f'{path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}')
-    with torch.no_grad():
-        for k, t in tensors.items():
-            if state[k].shape != t.shape:
-                raise ValueError(f'{path}: {k} has shape {tuple(t.shape)}, model expects {tuple(state[k].shape)}')
-            state[k].copy_(t)
-    return model
+    for k, t in saved.items():
+        if state[k].shape != t.shape:
+            raise ValueError(f'{path}: {k} has shape {tuple(t.shape)}, model expects {tuple(state[k].shape)}')
 
 
 def merge_tuners(model: nn.Module) -> nn.Module:

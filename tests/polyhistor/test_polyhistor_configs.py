@@ -73,3 +73,20 @@ def test_config_builds_and_trains_one_iteration(path):
     moved = [n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])]
     assert any(n.startswith('decoders.') for n in moved)
     assert any(n.startswith('backbone.') for n in moved) == ('decoders-only' not in path.name)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_model_selection_reads_a_metric_that_validation_reports(path):
+    from petl_vision.evaluation.dense import LOWER_IS_BETTER, MultiTaskDenseMetric
+
+    cfg = Config.fromfile(str(path))
+    metric = MultiTaskDenseMetric(tasks=cfg.val_evaluator.tasks, num_classes=cfg.val_evaluator.num_classes)
+    gt = {t: v[0] for t, v in _gt(metric.tasks, b=1).items()}
+    pred = {t: (torch.rand(21, 32, 32) if t in ('semseg', 'human_parts') else v.float()) for t, v in gt.items()}
+    metric.process({}, [{'pred': pred, 'gt': gt}])
+    reported = set(metric.evaluate(1))
+    hooks = [cfg.default_hooks.checkpoint, *[h for h in cfg.custom_hooks if h.type == 'TunerCheckpointHook']]
+    assert len(hooks) == 2
+    for hook in hooks:
+        assert hook.save_best in reported, (hook.save_best, sorted(reported))
+        assert hook.rule == ('less' if hook.save_best.removeprefix('dense/') in LOWER_IS_BETTER else 'greater')
