@@ -123,8 +123,23 @@ def backbone_fingerprint(model: nn.Module) -> dict[str, Any]:
     return {'class': type(model).__name__, 'family': describe(model).name, 'num_params': n, 'digest': digest}
 
 
+def _trained_state(module: nn.Module, skip: set[int] = frozenset()) -> dict[str, torch.Tensor]:
+    """Trainable parameters of ``module`` and the persistent buffers (BatchNorm statistics) of every submodule
+    that holds one directly; submodules whose id is in ``skip`` are left out."""
+    state = {}
+    for name, sub in module.named_modules():
+        if id(sub) in skip:
+            continue
+        trained = {n: p for n, p in sub.named_parameters(recurse=False) if p.requires_grad}
+        if trained:
+            trained.update((n, b) for n, b in sub.named_buffers(recurse=False)
+                           if n not in sub._non_persistent_buffers_set)
+        state.update((f'{name}.{n}' if name else n, t) for n, t in trained.items())
+    return state
+
+
 def _tuner_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    state = _trained_state(model)
     for name, module in model.named_modules():
         if isinstance(module, TunedOp):
             state.update((f'{name}.tuners.{b}', t) for b, t in module.tuners.named_buffers())
@@ -135,11 +150,11 @@ OWNER_PREFIX = 'owner.'
 
 
 def _owner_state(owner: nn.Module | None, backbone: nn.Module) -> dict[str, torch.Tensor]:
-    """Trainable parameters of ``owner`` outside ``backbone`` (dense task decoders), keyed ``owner.<name>``."""
+    """The trained state of ``owner`` outside ``backbone`` (dense task decoders), keyed ``owner.<name>``."""
     if owner is None:
         return {}
-    inside = {id(p) for p in backbone.parameters()}
-    return {OWNER_PREFIX + n: p for n, p in owner.named_parameters() if p.requires_grad and id(p) not in inside}
+    inside = {id(m) for m in backbone.modules()}
+    return {OWNER_PREFIX + n: t for n, t in _trained_state(owner, inside).items()}
 
 
 def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None,

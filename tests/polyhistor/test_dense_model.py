@@ -164,3 +164,32 @@ def test_runner_trains_and_evaluates_on_fixture_data(pascal_root, tmp_path):  # 
     assert {'dense/semseg/mIoU', 'dense/human_parts/mIoU', 'dense/sal/maxF', 'dense/normals/mean'} <= set(metrics)
     assert all(math.isfinite(v) for v in metrics.values())
     assert (tmp_path / 'work' / 'tuners_best.safetensors').exists()
+    # the best file restores the whole tuned model: tuners, the shared hypernetwork and the task decoders
+    fresh = tiny_model(plan=POLY)
+    fresh.eval(), model.eval()
+    x, _ = batch()
+    assert not torch.allclose(fresh(x)['semseg'], model(x)['semseg'])
+    pv.load_tuners(fresh.backbone, tmp_path / 'work' / 'tuners_best.safetensors', owner=fresh)
+    torch.testing.assert_close(fresh(x)['semseg'], model(x)['semseg'])
+
+
+def test_tuner_file_with_decoders_loads_all_or_nothing(tmp_path):
+    torch.manual_seed(1)
+    model = tiny_model(plan=POLY)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p))
+    path = pv.save_tuners(model.backbone, tmp_path / 't.safetensors', owner=model)
+    other = tiny_model(plan=POLY)
+    decoders = {n: p.clone() for n, p in other.decoders.named_parameters()}
+    pv.load_tuners(other.backbone, path)  # without owner: the backbone side only
+    assert all(torch.equal(p, decoders[n]) for n, p in other.decoders.named_parameters())
+    pv.load_tuners(other.backbone, path, owner=other)
+    assert all(torch.equal(p, q) for p, q in zip(other.parameters(), model.parameters()))
+    wider = MultiTaskDenseModel(TINY_SWIN, tasks=PASCAL, num_classes=dict(semseg=21, human_parts=7), plan=POLY,
+                                decoder=dict(channels=(4, 4, 8, 8), expand=3))  # other decoders: refused, unchanged
+    before = {n: p.clone() for n, p in wider.named_parameters()}
+    with pytest.raises(ValueError, match='has shape'):
+        pv.load_tuners(wider.backbone, path, owner=wider)
+    assert all(torch.equal(p, before[n]) for n, p in wider.named_parameters())

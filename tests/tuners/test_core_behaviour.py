@@ -113,6 +113,23 @@ def test_tuner_file_for_another_backbone_or_plan_is_refused(tmp_path):
         pv.load_tuners(tiny_vit(), tmp_path / 'junk.safetensors')
 
 
+def test_tuner_file_keeps_batchnorm_statistics_of_trained_modules(tmp_path):
+    def model():
+        net = tiny_vit()
+        net.head = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8))  # a trained head with BN
+        return pv.apply_tuners(net, 'lora', trainable=('head',))
+
+    trained = model()
+    trained.train()
+    trained(torch.randn(4, 3, 32, 32))  # moves the head's running statistics
+    path = pv.save_tuners(trained, tmp_path / 'bn.safetensors')
+    _, tensors = pv.tuners.read_tuner_file(path)
+    assert {'head.1.running_mean', 'head.1.running_var', 'head.1.num_batches_tracked'} <= set(tensors)
+    assert not any('norm' in k for k in tensors)  # frozen LayerNorms hold no buffers worth saving; none saved
+    fresh = pv.load_tuners(model(), path)
+    assert torch.equal(fresh.head[1].running_mean, trained.head[1].running_mean)
+
+
 def test_tuner_file_holds_only_trainable_tensors(tmp_path):
     model = pv.apply_tuners(tiny_vit(), 'lora', trainable=('head',))
     path = pv.save_tuners(model, tmp_path / 'lora.safetensors')
