@@ -1,7 +1,8 @@
-"""Pretrain the quick-start demo backbone on digits and (``--evaluate``) measure PETL on the shifted target task.
+"""Pretrain a quick-start demo backbone on digits and (``--evaluate``) measure PETL on the shifted target task.
 
     python tools/make_demo_backbone.py              # writes petl_vision/demo/digits_vit_tiny.pth, prints sha256
     python tools/make_demo_backbone.py --evaluate   # also: linear probe, full fine-tuning and PETL presets
+    python tools/make_demo_backbone.py --arch swin  # the Swin of the dense demo: digits_swin_tiny.pth
 
 The source data, the target task and the architecture are defined in :mod:`petl_vision.demo`. Everything is
 seeded; on another CPU or thread count the float results (and so the file's sha256) may differ slightly.
@@ -19,8 +20,14 @@ from torch.nn import functional as F
 
 import petl_vision as pv
 from petl_vision.datasets.transforms import random_affine
-from petl_vision.demo import DEMO_CHECKPOINT, build_demo_backbone, demo_backbone_kwargs, source_arrays, \
-    target_task_arrays
+from petl_vision.demo import DEMO_CHECKPOINT, DEMO_SWIN_CHECKPOINT, build_demo_backbone, build_demo_swin, \
+    demo_backbone_kwargs, demo_swin_kwargs, source_arrays, target_task_arrays
+
+# name -> (builder (num_classes, pretrained), checkpoint it writes, its architecture arguments); one recipe for both
+ARCHS = {
+    'vit': (build_demo_backbone, DEMO_CHECKPOINT, demo_backbone_kwargs),
+    'swin': (build_demo_swin, DEMO_SWIN_CHECKPOINT, demo_swin_kwargs),
+}
 
 PRETRAIN = {'epochs': 40, 'batch_size': 64, 'lr': 1e-3, 'weight_decay': 0.05}
 # One recipe for every method; only the learning rate of the backbone/tuner parameters differs per family,
@@ -82,25 +89,26 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     return (preds == torch.as_tensor(labels)).float().mean().item()
 
 
-def pretrain() -> str:
-    """Train on the source pool, write the headless state dict to DEMO_CHECKPOINT, return its sha256."""
+def pretrain(arch: str) -> str:
+    """Train ``arch`` on the source pool, write its headless state dict to its checkpoint, return the sha256."""
+    build, checkpoint, _ = ARCHS[arch]
     torch.manual_seed(0)
     images, labels = source_arrays()
-    model = build_demo_backbone(pretrained=False)
+    model = build(pretrained=False)
     groups = [{'params': list(model.parameters()), 'lr': PRETRAIN['lr']}]
     train(model, groups, images, labels, PRETRAIN['epochs'], PRETRAIN['batch_size'], PRETRAIN['weight_decay'], 0)
     print(f'source train accuracy (no augmentation): {accuracy(model, images, labels):.3f}')
     state = {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}
-    DEMO_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, DEMO_CHECKPOINT)
-    return hashlib.sha256(DEMO_CHECKPOINT.read_bytes()).hexdigest()
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, checkpoint)
+    return hashlib.sha256(checkpoint.read_bytes()).hexdigest()
 
 
-def transfer(method: str, seed: int, shots: int) -> dict[str, float]:
-    """Fine-tune with ``method`` on the target task; test accuracy at the epoch of best val accuracy."""
+def transfer(arch: str, method: str, seed: int, shots: int) -> dict[str, float]:
+    """Fine-tune ``arch`` with ``method`` on the target task; test accuracy at the epoch of best val accuracy."""
     preset, pretrained, lr = METHODS[method]
     torch.manual_seed(seed)
-    model = pv.apply_tuners(build_demo_backbone(pretrained=pretrained), preset, trainable=('head',))
+    model = pv.apply_tuners(ARCHS[arch][0](pretrained=pretrained), preset, trainable=('head',))
     head = [p for n, p in model.named_parameters() if n.startswith('head.')]
     rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith('head.')]
     groups = [{'params': head, 'lr': HEAD_LR}] + ([{'params': rest, 'lr': lr}] if rest else [])
@@ -111,11 +119,11 @@ def transfer(method: str, seed: int, shots: int) -> dict[str, float]:
             'trainable': pv.count_parameters(model)['trainable'], 'seconds': time.perf_counter() - start}
 
 
-def evaluate(seeds: list[int], shots: int) -> None:
+def evaluate(arch: str, seeds: list[int], shots: int) -> None:
     print(f'target: {shots} shots per class, {TRANSFER}, head lr {HEAD_LR}; mean +- std over seeds {seeds}')
     print('| method | lr | trainable params | val acc | test acc | s per run |\n|---|---|---|---|---|---|')
     for method, (_, _, lr) in METHODS.items():
-        runs = [transfer(method, seed, shots) for seed in seeds]
+        runs = [transfer(arch, method, seed, shots) for seed in seeds]
         val, test = np.array([r['val'] for r in runs]), np.array([r['test'] for r in runs])
         print(f'| {method} | {lr or "-"} | {runs[0]["trainable"]:,} | {val.mean():.3f} | '
               f'{test.mean():.3f} +- {test.std():.3f} | {np.mean([r["seconds"] for r in runs]):.1f} |', flush=True)
@@ -123,19 +131,22 @@ def evaluate(seeds: list[int], shots: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--arch', choices=sorted(ARCHS), default='vit',
+                        help='vit: the quick start\'s ViT; swin: the Swin of the dense multi-task demo')
     parser.add_argument('--evaluate', action='store_true', help='measure transfer on the target task too')
     parser.add_argument('--skip-pretrain', action='store_true', help='evaluate the existing checkpoint')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='target-task seeds (--evaluate)')
     parser.add_argument('--shots', type=int, default=20, help='training images per class (--evaluate)')
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    build, checkpoint, kwargs = ARCHS[args.arch]
     if not args.skip_pretrain:
         start = time.perf_counter()
-        sha = pretrain()
-        print(f'wrote {DEMO_CHECKPOINT} in {time.perf_counter() - start:.0f} s\nsha256 {sha}\n'
-              f'architecture VisionTransformer(**{demo_backbone_kwargs()}), head removed')
+        sha = pretrain(args.arch)
+        print(f'wrote {checkpoint} in {time.perf_counter() - start:.0f} s\nsha256 {sha}\n'
+              f'architecture {type(build(pretrained=False)).__name__}(**{kwargs()}), head removed')
     if args.evaluate:
-        evaluate(args.seeds, args.shots)
+        evaluate(args.arch, args.seeds, args.shots)
 
 
 if __name__ == '__main__':

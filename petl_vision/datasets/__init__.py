@@ -8,6 +8,7 @@ from petl_vision.datasets.dense_multitask import NYUDMT, DenseMultiTaskDataset, 
 from petl_vision.datasets.dense_transforms import (DensePad, DenseRandomHorizontalFlip, DenseRandomScaleCrop,
                                                    DenseResize)
 from petl_vision.datasets.digits import DigitsShiftTarget, SklearnDigits
+from petl_vision.datasets.digits_dense import DigitsDenseMT
 from petl_vision.datasets.episodes import Episode, EpisodeSampler, FixedProtocol, MetaDatasetProtocol
 from petl_vision.datasets.fgvc import CUB200, FGVCDataset, NABirds, OxfordFlowers, StanfordCars, StanfordDogs
 from petl_vision.datasets.point_clouds import ModelNet40, PointCloudDataset, ScanObjectNN
@@ -20,6 +21,6 @@ __all__ = ['CIFAR100', 'SklearnDigits', 'DigitsShiftTarget', 'RandomAffine', 'FG
            'CUB200', 'NABirds', 'OxfordFlowers', 'StanfordDogs',
            'StanfordCars', 'VTAB1k', 'VTAB_TASKS', 'VTAB_GROUPS', 'LoadImage', 'Resize', 'RandomResizedCrop',
            'RandomCrop', 'CenterCrop', 'RandomFlip', 'PackInputs', 'DenseMultiTaskDataset', 'PascalContextMT', 'NYUDMT',
-           'DenseResize', 'DenseRandomScaleCrop', 'DenseRandomHorizontalFlip', 'DensePad', 'Episode', 'EpisodeSampler',
-           'FixedProtocol', 'MetaDatasetProtocol', 'PointCloudDataset', 'ScanObjectNN', 'ModelNet40',
+           'DigitsDenseMT', 'DenseResize', 'DenseRandomScaleCrop', 'DenseRandomHorizontalFlip', 'DensePad', 'Episode',
+           'EpisodeSampler', 'FixedProtocol', 'MetaDatasetProtocol', 'PointCloudDataset', 'ScanObjectNN', 'ModelNet40',
            'PointsScaleTranslate', 'PointsRotate', 'PointsSample']
