@@ -119,7 +119,11 @@ def plot_delta_m_vs_params(rows: Sequence[DenseRow], path: str | Path) -> None:
         for x, y, name in pts:
             ax.annotate(name, (x, y), textcoords='offset points', xytext=(4, 3), fontsize=8)
     ax.axhline(0.0, color='grey', lw=0.8)
-    ax.set_xscale('log')
+    if any(r.delta_m is not None for r in rows):
+        ax.set_xscale('log')
+    else:
+        ax.text(0.5, 0.5, 'no delta_m: the suite has no single-task runs\n(or pass --single-task-baselines)',
+                ha='center', va='center', transform=ax.transAxes)
     ax.set_xlabel('trainable parameters with decoders (log)')
     ax.set_ylabel('delta_m vs single-task (%)')
     ax.grid(alpha=0.3)

@@ -56,3 +56,8 @@ def test_write_dense_results(tmp_path):
     baselines = paths[f'baselines:{D}']
     assert json.loads(baselines.read_text()) == {'semseg/mIoU': 50.0, 'normals/mean': 20.0}
     assert load_single_task_baselines(str(baselines)) == {'semseg/mIoU': 50.0, 'normals/mean': 20.0}
+
+
+def test_plot_without_single_task_runs_says_so(tmp_path):
+    paths = write_dense_results(MULTI, tmp_path)  # no baselines: no delta_m anywhere
+    assert paths['plot'].stat().st_size > 5_000 and '| - | val |' in paths['markdown'].read_text()
