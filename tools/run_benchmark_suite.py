@@ -9,8 +9,9 @@ file is evaluated once on the test split when the config has a ``test_dataloader
 
 Multi-task dense configs (``MultiTaskDenseModel``) get their own table (every task's metric and delta_m) and a
 delta_m-vs-parameters plot. delta_m is measured against the suite's single-task runs of the same dataset
-(configs with ``suite = dict(single_task=True)``), or against ``--single-task-baselines FILE`` for datasets
-without such runs; the single-task results are written as ``single_task_baselines_<dataset>.json`` for reuse.
+(configs with ``suite = dict(single_task=True)``) and, for tasks the suite has no single-task run of,
+``--single-task-baselines FILE``; a row gets delta_m only when every one of its tasks has a baseline. The
+single-task results are written as ``single_task_baselines_<dataset>.json`` for reuse.
 """
 import argparse
 import json
@@ -70,12 +71,11 @@ def run_one(config: Path, work_dir: Path, options: dict | None) -> SuiteRow | De
 
 
 def dense_baselines(rows: list[DenseRow], path: str | None) -> dict[str, dict[str, float]]:
-    """Single-task baselines per dataset: the suite's own single-task runs, else the file (every dataset)."""
+    """Single-task baselines per dataset: the file's values (for every dataset), replaced by the suite's own
+    single-task runs where it has them."""
     measured = single_task_baselines(rows)
-    if path is None:
-        return measured
-    given = load_single_task_baselines(path)
-    return {d: measured.get(d, given) for d in {r.dataset for r in rows}}
+    given = load_single_task_baselines(path) if path else {}
+    return {d: {**given, **measured.get(d, {})} for d in {r.dataset for r in rows}}
 
 
 def main() -> None:
@@ -83,8 +83,8 @@ def main() -> None:
     parser.add_argument('configs', nargs='+', help='config files or folders of configs')
     parser.add_argument('--work-dir', default='work_dirs/suite')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='applied to every config')
-    parser.add_argument('--single-task-baselines', help='JSON/YAML of single-task results for delta_m of dense '
-                        'datasets the suite has no single-task runs of (e.g. a previous suite\'s file)')
+    parser.add_argument('--single-task-baselines', help='JSON/YAML of single-task results for the dense tasks the '
+                        'suite has no single-task run of (e.g. a previous suite\'s file)')
     args = parser.parse_args()
     register_all_modules()
     work_dir = Path(args.work_dir)
