@@ -13,12 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..evaluation.dense import DELTA_M_METRICS, LOWER_IS_BETTER, delta_m  # noqa: E402
+from ..evaluation.dense import DELTA_M_METRICS, LOWER_IS_BETTER, delta_m
+from .results import scatter_by_dataset
 
 
 @dataclasses.dataclass
@@ -111,26 +107,10 @@ def dense_markdown_table(rows: Sequence[DenseRow]) -> str:
 
 def plot_delta_m_vs_params(rows: Sequence[DenseRow], path: str | Path) -> None:
     """delta_m against all trainable parameters (decoders included, as the papers count), log x."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for dataset in sorted({r.dataset for r in rows}):
-        pts = [(r.trainable + r.decoders, r.delta_m, r.method) for r in summarise_single_task(rows)
-               if r.dataset == dataset and r.delta_m is not None]
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=dataset)
-        for x, y, name in pts:
-            ax.annotate(name, (x, y), textcoords='offset points', xytext=(4, 3), fontsize=8)
-    ax.axhline(0.0, color='grey', lw=0.8)
-    if any(r.delta_m is not None for r in rows):
-        ax.set_xscale('log')
-    else:
-        ax.text(0.5, 0.5, 'no delta_m: the suite has no single-task runs\n(or pass --single-task-baselines)',
-                ha='center', va='center', transform=ax.transAxes)
-    ax.set_xlabel('trainable parameters with decoders (log)')
-    ax.set_ylabel('delta_m vs single-task (%)')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    points = [(r.dataset, r.trainable + r.decoders, r.delta_m, r.method) for r in summarise_single_task(rows)]
+    scatter_by_dataset(points, path, 'trainable parameters with decoders (log)', 'delta_m vs single-task (%)',
+                       empty_note='no delta_m: the suite has no single-task runs\n(or pass --single-task-baselines)',
+                       zero_line=True)
 
 
 def _slug(text: str) -> str:

@@ -70,19 +70,31 @@ def write_results(rows: list[SuiteRow], out_dir: str | Path) -> dict[str, Path]:
 
 def plot_accuracy_vs_params(rows: list[SuiteRow], path: str | Path) -> None:
     """Test top-1 (val where no test was run) against trainable parameters, log x, one colour per dataset."""
+    points = [(r.dataset, max(r.trainable, 1), _score(r), r.method) for r in rows]
+    scatter_by_dataset(points, path, 'trainable parameters without head (log)', 'top-1 accuracy (%)')
+
+
+def scatter_by_dataset(points: list[tuple[str, float, float | None, str]], path: str | Path, xlabel: str,
+                       ylabel: str, empty_note: str = 'no results', zero_line: bool = False) -> None:
+    """Write a labelled scatter plot of ``(dataset, x, y, name)`` points (y None: left out), log x, one colour per
+    dataset; ``empty_note`` is written on the axes when no point has a y."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for dataset in sorted({r.dataset for r in rows}):
-        pts = [(max(r.trainable, 1), r.test_top1 if r.test_top1 is not None else r.val_top1, r.method)
-               for r in rows if r.dataset == dataset]
-        pts = [p for p in pts if p[1] is not None]
+    points = [p for p in points if p[2] is not None]
+    for dataset in sorted({p[0] for p in points}):
+        pts = [p[1:] for p in points if p[0] == dataset]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=dataset)
         for x, y, name in pts:
             ax.annotate(name, (x, y), textcoords='offset points', xytext=(4, 3), fontsize=8)
-    ax.set_xscale('log')
-    ax.set_xlabel('trainable parameters without head (log)')
-    ax.set_ylabel('top-1 accuracy (%)')
+    if zero_line:
+        ax.axhline(0.0, color='grey', lw=0.8)
+    if points:
+        ax.set_xscale('log')
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, empty_note, ha='center', va='center', transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
