@@ -1,6 +1,7 @@
 # Swin-B (ImageNet-22k, zoo swin_base_patch4_window7_224.in22k) at 448 x 448 with one light multi-scale
 # decoder per task (HRNet-style head on the stage maps after patch merging, reduced to 18/36/72/144 channels,
-# upsampled, fused); frozen backbone unless the plan trains it. Tasks, classes and loss weights come from the dataset's pair base.
+# upsampled, fused); frozen backbone unless the plan trains it. Tasks, classes and loss weights come from the
+# dataset's pair base.
 model = dict(
     type='MultiTaskDenseModel',
     backbone=dict(model='swin_base_patch4_window7_224',
