@@ -80,6 +80,11 @@ def summarise_single_task(rows: Sequence[DenseRow]) -> list[DenseRow]:
     return merged + multi
 
 
+def metric_text(value: float) -> str:
+    """Two decimals, three below 1 (depth RMSE in metres differs in the third)."""
+    return f'{value:.3f}' if abs(value) < 1 else f'{value:.2f}'
+
+
 def _columns(rows: Sequence[DenseRow]) -> list[str]:
     present = {m for r in rows for m in r.metrics}
     return [m for m in DELTA_M_METRICS.values() if m in present]
@@ -98,7 +103,7 @@ def dense_markdown_table(rows: Sequence[DenseRow]) -> str:
             'delta_m %', 'split', 'train s']
     lines = ['| ' + ' | '.join(head) + ' |', '|---|---|' + '---:|' * (len(head) - 2)]
     for r in sorted(rows, key=lambda r: (r.dataset, not r.single_task, r.trainable + r.decoders)):
-        values = ['-' if c not in r.metrics else f'{r.metrics[c]:.2f}' for c in cols]
+        values = ['-' if c not in r.metrics else metric_text(r.metrics[c]) for c in cols]
         dm = '-' if r.delta_m is None else f'{r.delta_m:+.2f}'
         lines.append(f'| {r.dataset} | {r.method} | {r.trainable:,} | {r.decoders:,} | ' + ' | '.join(values)
                      + f' | {dm} | {r.split} | {r.train_seconds:.0f} |')

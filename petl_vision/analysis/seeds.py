@@ -7,6 +7,8 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from .dense_results import metric_text
+
 # the columns summarised, in this order, where the CSVs have them (classification: top-1; dense: Δm metrics)
 COLUMNS = ('val_top1', 'test_top1', 'semseg/mIoU', 'human_parts/mIoU', 'sal/mIoU', 'normals/mean', 'depth/rmse',
            'delta_m')
@@ -49,8 +51,10 @@ def summary_table(paths: Sequence[str | Path]) -> str:
             if not values:
                 cells.append('-')
             elif len(values) == 1:
-                cells.append(f'{values[0]:.2f}')
+                cells.append(metric_text(values[0]))
             else:
-                cells.append(f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}')
+                mean, std = statistics.mean(values), statistics.stdev(values)
+                decimals = len(metric_text(mean).split('.')[1])  # the mean's precision for both
+                cells.append(f'{mean:.{decimals}f} ± {std:.{decimals}f}')
         lines.append(f'| {dataset} | {method} | {int(rows[0]["trainable"]):,} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + f'\n\n{len(paths)} runs of each; ± is the sample standard deviation.'
