@@ -54,7 +54,7 @@ def summary_table(paths: Sequence[str | Path]) -> str:
                 cells.append(metric_text(values[0]))
             else:
                 mean, std = statistics.mean(values), statistics.stdev(values)
-                decimals = len(metric_text(mean).split('.')[1])  # the mean's precision for both
+                decimals = 2 if c == 'delta_m' else len(metric_text(mean).split('.')[1])  # the mean's precision
                 cells.append(f'{mean:.{decimals}f} ± {std:.{decimals}f}')
         lines.append(f'| {dataset} | {method} | {int(rows[0]["trainable"]):,} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + f'\n\n{len(paths)} runs of each; ± is the sample standard deviation.'
