@@ -1,10 +1,26 @@
-"""Tiny backbones shared by the test suite (32 px images, a few blocks, small width)."""
+"""Tiny backbones shared by the test suite (32 px images, a few blocks, small width), and the tools as modules."""
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 from petl_vision.backbones.point_transformer import PointTransformer
+
+
+TOOLS = Path(__file__).resolve().parents[1] / 'tools'
+
+
+def load_tool(relative: str) -> ModuleType:
+    """A script under tools/ (e.g. ``'publish.py'``, ``'misc/make_method_configs.py'``) imported as a module."""
+    path = TOOLS / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_vit(num_classes: int = 5, **kw) -> VisionTransformer:

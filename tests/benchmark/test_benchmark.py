@@ -1,8 +1,6 @@
 """The benchmark's arithmetic and outputs on tiny models (not its timings)."""
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import timm
@@ -18,7 +16,7 @@ from petl_vision.benchmark import runner as runner_mod
 from petl_vision.benchmark import timing as timing_mod
 from petl_vision.benchmark.memory import saved_for_backward_mb
 from petl_vision.benchmark.methods import check_methods, create_backbone, peft_available
-from tests.conftest import tiny_vit
+from tests.conftest import load_tool, tiny_vit
 
 TINY = dict(model='vit_tiny_patch16_224', img_size=32, batch_size=2, num_classes=5)
 
@@ -193,10 +191,7 @@ def test_config_dtype_aliases_and_errors():
 
 
 def test_cli_writes_json_markdown_and_png_next_to_json(report, tmp_path, monkeypatch):
-    path = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark.py'
-    spec = importlib.util.spec_from_file_location('benchmark_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('benchmark.py')
     seen = {}
 
     def fake_run(cfg, log):

@@ -3,20 +3,18 @@
 Checks that table and files never drift (byte for byte) and that every config loads with mmengine and
 says what the table says: preset, head size, lr / weight decay, VTAB task, model selection on val.
 """
-import importlib.util
 from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 
 from petl_vision import list_presets
+from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / 'configs'
 
-_spec = importlib.util.spec_from_file_location('make_method_configs', ROOT / 'tools/misc/make_method_configs.py')
-gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gen)
+gen = load_tool('misc/make_method_configs.py')
 
 CASES = [(m, d) for m in gen.METHODS for d in gen.DATASETS]
 # Config.fromfile costs ~0.1 s: load a sample that covers every recipe branch (CIFAR-100, FGVC, VTAB tasks with

@@ -1,6 +1,4 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,19 +8,11 @@ from petl_vision.datasets.digits import SklearnDigits
 from petl_vision.datasets.episodes import EpisodeSampler, FixedProtocol
 from petl_vision.demo import build_demo_backbone
 from petl_vision.fewshot import FewShotDomain, FewShotEvaluator, frozen_prototype_baseline
-
-TOOL = Path(__file__).parents[2] / 'tools' / 'fewshot_eval.py'
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('fewshot_eval', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import TOOLS, load_tool
 
 
 def test_tool_runs_every_method_and_writes_json(tmp_path):
-    tool = load_tool()
+    tool = load_tool('fewshot_eval.py')
     out = tmp_path / 'fewshot.json'
     results = tool.main(['--backbone', 'vit_digits_demo', '--method', 'frozen', 'head', 'tsa', 'prolad', 'lora',
                          '--dataset', 'digits', '--episodes', '2', '--n-way', '3', '--k-shot', '2', '--n-query', '3',
@@ -62,7 +52,7 @@ def test_tool_reads_an_image_folder_domain(tmp_path):
             split[f'{c}_{i}.png'] = c
     for name in ('train', 'val', 'test'):
         (tmp_path / f'{name}.json').write_text(json.dumps(split))
-    tool = load_tool()
+    tool = load_tool('fewshot_eval.py')
     results = tool.main(['--backbone', 'vit_digits_demo', '--method', 'frozen', '--dataset', 'folder:grey',
                          '--data-root', str(tmp_path), '--episodes', '2', '--n-way', '3', '--k-shot', '1',
                          '--n-query', '2', '--no-progress', '--device', 'cpu'])
@@ -70,7 +60,7 @@ def test_tool_reads_an_image_folder_domain(tmp_path):
 
 
 def test_tool_names_unknown_choices():
-    tool = load_tool()
+    tool = load_tool('fewshot_eval.py')
     with pytest.raises(SystemExit, match="unknown method 'prolad2'"):
         tool.build_method('prolad2', build_demo_backbone(num_classes=0))
     with pytest.raises(SystemExit, match="dataset 'cub' reads files: pass its --data-root"):
@@ -81,7 +71,7 @@ def test_tool_takes_a_config_writes_csv_and_plot_and_the_command_line_wins(tmp_p
     config = tmp_path / 'fs.py'
     config.write_text("backbone = 'vit_digits_demo'\nmethod = ['frozen']\ndataset = ['digits']\nepisodes = 5\n"
                       "n_way, k_shot, n_query = 3, 1, 2\n")
-    tool = load_tool()
+    tool = load_tool('fewshot_eval.py')
     out = tmp_path / 'res.json'
     results = tool.main([str(config), '--episodes', '3', '--no-progress', '--device', 'cpu', '--out', str(out)])
     row = results['frozen']['domains']['digits']
@@ -96,7 +86,7 @@ def test_tool_takes_a_config_writes_csv_and_plot_and_the_command_line_wins(tmp_p
 
 
 def test_shipped_configs_name_only_known_options():
-    tool = load_tool()
-    for config in sorted((TOOL.parents[1] / 'configs' / 'prolad').glob('*.py')):
+    tool = load_tool('fewshot_eval.py')
+    for config in sorted((TOOLS.parent / 'configs' / 'prolad').glob('*.py')):
         args = tool.parse_args([str(config)])
         assert args.backbone and args.dataset and set(args.method) <= {'frozen', 'head', 'tsa', 'prolad', 'lora'}

@@ -1,5 +1,4 @@
 """tools/prepare_data.py on tiny fake official layouts (CUB index files, Flowers/Dogs/Cars .mat files, NOAH lists)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,16 +9,12 @@ from PIL import Image
 
 from petl_vision.datasets import CUB200
 from petl_vision.datasets.fgvc_prepare import read_cars, read_dogs, read_flowers, vpt_splits
-
-TOOL = Path(__file__).parents[2] / 'tools' / 'prepare_data.py'
+from tests.conftest import load_tool
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('prepare_data', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('prepare_data.py')
 
 
 def write_image(path: Path) -> None:

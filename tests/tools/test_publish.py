@@ -1,7 +1,6 @@
 """tools/publish.py on a real tiny run: the released file is named by its own sha256, holds exactly the trained
 tuners (from the work dir or rebuilt from a Runner checkpoint) and loads onto a fresh backbone."""
 import hashlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -12,16 +11,12 @@ from safetensors.torch import save_file
 
 from petl_vision.tuners import load_tuners, read_tuner_file
 from tests.engine.tiny_run import build_runner, tiny_config
-
-TOOL = Path(__file__).parents[2] / 'tools' / 'publish.py'
+from tests.conftest import load_tool
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('publish', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('publish.py')
 
 
 @pytest.fixture(scope='module')

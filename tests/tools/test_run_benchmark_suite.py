@@ -1,12 +1,12 @@
 """tools/run_benchmark_suite.py end to end on the quick starts, cut to one short epoch: the classification table,
 and for dense configs delta_m against the suite's own single-task run, the plot and the reusable baselines."""
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=20', 'val_dataloader.dataset.indices=20',
@@ -14,9 +14,7 @@ SHORT = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=20', 'val_d
 
 
 def suite_main(monkeypatch, *argv: str) -> None:
-    spec = importlib.util.spec_from_file_location('run_benchmark_suite', ROOT / 'tools' / 'run_benchmark_suite.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('run_benchmark_suite.py')
     monkeypatch.setattr(sys, 'argv', ['run_benchmark_suite.py', *argv])
     module.main()
 
