@@ -131,12 +131,21 @@ class MultiTaskDenseModel(BaseModel):
         return any('task' in t.context_keys for op in tuned_ops(self.backbone) for t in op.tuners.values())
 
     def stage_maps(self, inputs: torch.Tensor) -> list[torch.Tensor]:
-        """The backbone's stage outputs as NCHW maps (B, C_i, H_i, W_i).
+        """The maps the decoders read (see ``taps``), NCHW (B, C_i, H_i, W_i).
 
         Swin computes on (B, H, W, C) grids and its ``features_only`` wrapper returns them so; we ask timm's
-        ``forward_intermediates`` for NCHW and still permute any map that comes back channels-last.
+        ``forward_intermediates`` for NCHW and still permute any map that comes back channels-last. For
+        ``taps='merged'`` the patch-merging outputs are taken as the backbone computes them (forward hooks), not
+        computed a second time.
         """
-        feats = self.backbone.forward_intermediates(inputs, intermediates_only=True, output_fmt='NCHW')
+        merged: list[torch.Tensor] = []
+        hooks = [layer.downsample.register_forward_hook(lambda module, args, out: merged.append(out))
+                 for layer in self.backbone.layers[1:]] if self.taps == 'merged' else []
+        try:
+            feats = self.backbone.forward_intermediates(inputs, intermediates_only=True, output_fmt='NCHW')
+        finally:
+            for hook in hooks:
+                hook.remove()
         stage_channels = [info['num_chs'] for info in self.backbone.feature_info]
         out = []
         for f, c in zip(feats, stage_channels):
@@ -145,9 +154,8 @@ class MultiTaskDenseModel(BaseModel):
                     raise ValueError(f'stage map of shape {tuple(f.shape)} has no {c}-channel axis')
                 f = f.permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
             out.append(f.contiguous())
-        if self.taps == 'merged':  # stage i through stage i+1's patch merging, which works on (B, H, W, C) grids
-            merges = [layer.downsample for layer in self.backbone.layers[1:]]
-            out = [m(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous() for m, f in zip(merges, out)] + out[-1:]
+        if merged:  # patch merging works on (B, H, W, C) grids
+            out = [m.permute(0, 3, 1, 2).contiguous() for m in merged] + out[-1:]
         return out
 
     def forward_tasks(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -44,6 +44,19 @@ def test_stage_maps_are_nchw_and_decoders_reach_the_input_size():
         'semseg': (2, 21, 32, 32), 'human_parts': (2, 7, 32, 32), 'sal': (2, 1, 32, 32), 'normals': (2, 3, 32, 32)}
 
 
+def test_merged_taps_are_the_patch_merging_outputs_of_the_stages():
+    model = tiny_model(taps='merged').eval()  # eval: no random drop path between the two passes
+    x, _ = batch()
+    maps = model.stage_maps(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2), (2, 128, 2, 2)]
+    stages = model.backbone.forward_intermediates(x, intermediates_only=True, output_fmt='NCHW')
+    merges = [layer.downsample for layer in model.backbone.layers[1:]]
+    expected = [m(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) for m, f in zip(merges, stages)] + stages[-1:]
+    for got, want in zip(maps, expected):
+        torch.testing.assert_close(got, want)
+    assert not any(m._forward_hooks for m in merges)  # the capturing hooks are gone again
+
+
 def test_nhwc_stage_maps_are_permuted(monkeypatch):
     model = tiny_model()
     x, _ = batch()
