@@ -74,14 +74,38 @@ def normals_to_tensor(normals: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(normals, dtype=np.float32)).permute(2, 0, 1).contiguous()
 
 
-class DenseMultiTaskDataset(BaseDataset):
+class DenseSamples(BaseDataset):
+    """What every multi-task dense dataset shares: its task subset of ``TASKS`` (checked) and the packing of a
+    sample from :meth:`load_sample` (``{'img', 'gt', ...}``) through the joint pipeline into
+    ``{'inputs': uint8 (3, H, W), 'data_samples': {task: label map}}``."""
+
+    TASKS: ClassVar[tuple[str, ...]] = ()
+
+    def select_tasks(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
+        """``tasks`` (all of ``TASKS`` when None), refused when empty or unknown."""
+        chosen = tuple(self.TASKS if tasks is None else tasks)
+        unknown = sorted(set(chosen) - set(self.TASKS))
+        if unknown or not chosen:
+            raise ValueError(f'{type(self).__name__} has tasks {list(self.TASKS)}; got {list(chosen)}'
+                             + (f' (unknown: {unknown})' if unknown else ''))
+        return chosen
+
+    def load_sample(self, idx: int) -> dict:
+        """Image and label maps of sample ``idx`` before the pipeline: ``{'img', 'gt', 'img_id', 'ori_shape'}``."""
+        raise NotImplementedError(f'{type(self).__name__} must implement load_sample')
+
+    def prepare_data(self, idx: int) -> dict:
+        results = self.pipeline(self.load_sample(idx))
+        return {'inputs': results['img'], 'data_samples': results['gt']}
+
+
+class DenseMultiTaskDataset(DenseSamples):
     """Shared loading for the multi-task dense datasets: split file -> ids, per-id files, pipeline, packing.
 
     Subclasses set ``TASKS``, ``SPLIT_DIR``, ``IMAGE_DIR``, ``TASK_DIRS`` (task -> folders it needs), ``ARCHIVE``
     and ``URL``, and implement :meth:`load_task`.
     """
 
-    TASKS: ClassVar[tuple[str, ...]] = ()
     SPLIT_DIR: ClassVar[str] = ''
     IMAGE_DIR: ClassVar[str] = ''
     TASK_DIRS: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -89,11 +113,7 @@ class DenseMultiTaskDataset(BaseDataset):
     URL: ClassVar[str] = ''
 
     def __init__(self, data_root: str, split: str = 'train', tasks: Sequence[str] | None = None, **kwargs) -> None:
-        self.tasks = tuple(self.TASKS if tasks is None else tasks)
-        unknown = sorted(set(self.tasks) - set(self.TASKS))
-        if unknown or not self.tasks:
-            raise ValueError(f'{type(self).__name__} has tasks {list(self.TASKS)}; got {list(self.tasks)}'
-                             + (f' (unknown: {unknown})' if unknown else ''))
+        self.tasks = self.select_tasks(tasks)
         self.split = split
         super().__init__(ann_file=osp.join(self.SPLIT_DIR, f'{split}.txt'), data_root=data_root, **kwargs)
 
@@ -133,10 +153,6 @@ class DenseMultiTaskDataset(BaseDataset):
         shape = tuple(img.shape[-2:])
         gt = {task: resize_map(self.load_task(task, info['img_id']), task_kind(task), shape) for task in self.tasks}
         return {'img': img, 'gt': gt, 'img_id': info['img_id'], 'ori_shape': shape}
-
-    def prepare_data(self, idx: int) -> dict:
-        results = self.pipeline(self.load_sample(idx))
-        return {'inputs': results['img'], 'data_samples': results['gt']}
 
 
 @DATASETS.register_module()

@@ -30,9 +30,9 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from mmengine.dataset import BaseDataset
 from torch.nn import functional as F
 
+from petl_vision.datasets.dense_multitask import DenseSamples
 from petl_vision.registry import DATASETS
 
 TASKS = ('semseg', 'sal', 'normals', 'depth')
@@ -93,7 +93,7 @@ def digits_dense_arrays(split: str, seed: int, shots: int) -> tuple[np.ndarray, 
 
 
 @DATASETS.register_module()
-class DigitsDenseMT(BaseDataset):
+class DigitsDenseMT(DenseSamples):
     """The dense multi-task demo on the rotated held-out digits (see the module docstring for the label maps).
 
     Args:
@@ -105,6 +105,7 @@ class DigitsDenseMT(BaseDataset):
             ``serialize_data`` defaults to False here.
     """
 
+    TASKS: ClassVar[tuple[str, ...]] = TASKS
     METAINFO: ClassVar[dict] = {'tasks': TASKS, 'semseg_classes': SEMSEG_CLASSES}
 
     def __init__(self, split: str = 'train', tasks: Sequence[str] | None = None, shots: int = 20, seed: int = 0,
@@ -113,11 +114,7 @@ class DigitsDenseMT(BaseDataset):
 
         if split not in SPLITS:
             raise ValueError(f"DigitsDenseMT split must be one of {SPLITS}, got '{split}'")
-        self.tasks = tuple(TASKS if tasks is None else tasks)
-        unknown = sorted(set(self.tasks) - set(TASKS))
-        if unknown or not self.tasks:
-            raise ValueError(f'DigitsDenseMT has tasks {list(TASKS)}; got {list(self.tasks)}'
-                             + (f' (unknown: {unknown})' if unknown else ''))
+        self.tasks = self.select_tasks(tasks)
         if not 1 <= shots <= MAX_SHOTS:
             raise ValueError(f'DigitsDenseMT: shots={shots} is out of range; use 1..{MAX_SHOTS} training images '
                              'per class')
@@ -136,7 +133,3 @@ class DigitsDenseMT(BaseDataset):
         img = torch.from_numpy(info['img'])
         gt = {t: torch.from_numpy(v) for t, v in info['gt'].items()}
         return {'img': img, 'gt': gt, 'img_id': info['img_id'], 'ori_shape': tuple(img.shape[-2:])}
-
-    def prepare_data(self, idx: int) -> dict:
-        results = self.pipeline(self.load_sample(idx))
-        return {'inputs': results['img'], 'data_samples': results['gt']}
