@@ -7,11 +7,11 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..evaluation.dense import DELTA_M_METRICS
 from .dense_results import metric_text
 
 # the columns summarised, in this order, where the CSVs have them (classification: top-1; dense: Δm metrics)
-COLUMNS = ('val_top1', 'test_top1', 'semseg/mIoU', 'human_parts/mIoU', 'sal/mIoU', 'normals/mean', 'depth/rmse',
-           'delta_m')
+COLUMNS = ('val_top1', 'test_top1', *DELTA_M_METRICS.values(), 'delta_m')
 
 
 def _number(text: str | None) -> float | None:
