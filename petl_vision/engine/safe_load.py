@@ -16,6 +16,7 @@ and :func:`mmengine.runner.load_checkpoint`) call :func:`safe_load`.
 """
 import inspect
 import pickle
+import pickletools
 import re
 import struct
 import zipfile
@@ -58,21 +59,78 @@ def _numpy_globals() -> list:
 
 
 MMENGINE_SAFE_GLOBALS = [HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), *_numpy_globals()]
-_REFUSED_GLOBAL = re.compile(r'GLOBAL (\S+) was not an allowed global')
-_UNPICKLER_REASON = re.compile(r'WeightsUnpickler error:\s*(.+?)\n')
+_REFUSED_GLOBAL = re.compile(r'GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)')
+# what a weights-only load may reference at all; the unpickler then allows only specific names inside these
+_WEIGHTS_MODULES = ('torch', 'collections', '_codecs', 'numpy', 'mmengine.logging.history_buffer')
+# modules whose globals execute code or touch the system (torch blocks several of them outright)
+_CODE_MODULES = {'os', 'posix', 'nt', 'subprocess', 'sys', 'builtins', 'shutil', 'socket', 'runpy', 'importlib',
+                 'pickle', 'code', 'pty', 'webbrowser'}
+_STRING_OPS = {'SHORT_BINUNICODE', 'BINUNICODE', 'BINUNICODE8', 'UNICODE', 'SHORT_BINSTRING', 'BINSTRING', 'STRING'}
 
 
-def _unpickler_reason(error: pickle.UnpicklingError) -> str:
-    """The unpickler's own message, without torch's advice to turn ``weights_only`` off."""
-    reason = _UNPICKLER_REASON.search(str(error))
-    return reason.group(1) if reason else str(error)
+def _unpickler_message(error: pickle.UnpicklingError) -> str:
+    """The weights-only unpickler's own message. torch wraps it in advice to load with ``weights_only=False``
+    (which would run the pickled code); that advice is never repeated."""
+    inner = error.__context__
+    if isinstance(inner, pickle.UnpicklingError):
+        return str(inner)
+    return ' '.join(line for line in str(error).splitlines() if line.strip() and 'weights_only' not in line)
+
+
+def _scan_globals(stream) -> list[str]:
+    """``module.name`` of every GLOBAL / STACK_GLOBAL in the pickles of ``stream``, read without executing them."""
+    found, strings, memo = [], [], {}
+    try:
+        while True:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in _STRING_OPS:
+                    strings.append(arg)
+                elif op.name in ('BINPUT', 'LONG_BINPUT', 'PUT', 'MEMOIZE'):
+                    memo[len(memo) if arg is None else arg] = strings[-1] if strings else None
+                elif op.name in ('BINGET', 'LONG_BINGET', 'GET'):
+                    strings.append(memo.get(arg))
+                elif op.name == 'GLOBAL':
+                    found.append(arg.replace(' ', '.'))
+                elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
+                    found.append(f'{strings[-2]}.{strings[-1]}')
+    except (ValueError, EOFError, pickle.UnpicklingError, UnicodeDecodeError, struct.error):
+        return found  # the end of the pickles (a legacy file continues with raw storage bytes)
+
+
+def _unsafe_globals(path: Path, is_zip: bool) -> list[str]:
+    """Globals of the checkpoint outside what weights and mmengine training state need."""
+    if is_zip:
+        with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    with path.open('rb') as f:
+        names = _scan_globals(f)
+    return sorted({n for n in names if not n.startswith(_WEIGHTS_MODULES) and n != 'builtins.getattr'})
+
+
+def _load_error(path: Path, error: pickle.UnpicklingError, is_zip: bool) -> Exception:
+    """:class:`UnsafeCheckpointError` naming what the file would import, else :class:`CorruptCheckpointError`."""
+    if isinstance(error.__context__, UnsafeCheckpointError):  # raised by _history_buffer_method
+        return _refused(path, error.__context__)
+    message = _unpickler_message(error)
+    refused = _REFUSED_GLOBAL.search(message)
+    if refused:
+        return _refused(path, refused.group(1))
+    try:
+        unsafe = _unsafe_globals(path, is_zip)
+    except (RuntimeError, ValueError, OSError):  # not readable as a checkpoint at all
+        unsafe = []
+    return _refused(path, ', '.join(unsafe)) if unsafe else _corrupt(path, message)
 
 
 def _refused(path: Path, what: object) -> UnsafeCheckpointError:
-    return UnsafeCheckpointError(
-        f'refusing to unpickle `{what}` from {path}; only weights and mmengine training state are allowed. '
-        f'If you trust that type, allow-list exactly it with torch.serialization.add_safe_globals([{what}]) '
-        'before loading; otherwise ask for a tensors-only file (a state dict or safetensors).')
+    if str(what).split('.')[0] in _CODE_MODULES:
+        advice = (f'`{what}` runs arbitrary code: never allow-list it; get a tensors-only file (a state dict or '
+                  'safetensors) from a source you trust.')
+    else:
+        advice = (f'If you trust that type, allow-list exactly it with torch.serialization.add_safe_globals([{what}]) '
+                  'before loading; otherwise ask for a tensors-only file (a state dict or safetensors).')
+    return UnsafeCheckpointError(f'unsafe checkpoint: refusing to unpickle `{what}` from {path}; only weights and '
+                                 f'mmengine training state are allowed. {advice}')
 
 
 def _corrupt(path: Path, reason: object) -> CorruptCheckpointError:
@@ -98,12 +156,7 @@ def safe_torch_load(path: str | Path, map_location: MapLocation = 'cpu') -> Any:
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as e:
-            if isinstance(e.__context__, UnsafeCheckpointError):  # raised by _history_buffer_method
-                raise _refused(path, e.__context__) from None
-            refused = _REFUSED_GLOBAL.search(str(e))
-            if refused:
-                raise _refused(path, refused.group(1)) from None
-            raise _corrupt(path, _unpickler_reason(e)) from e
+            raise _load_error(path, e, is_zip_header) from None
         except (EOFError, IndexError, RuntimeError, struct.error) as e:
             if is_zip_header:  # past the directory check, torch's zip reader says itself what is wrong
                 raise

@@ -1,4 +1,5 @@
 """Safe checkpoint loading: mmengine resume works under weights_only, anything else pickled is refused."""
+import os
 import pickle
 import uuid
 
@@ -152,3 +153,33 @@ def test_patched_mmengine_loads_local_pth_and_safetensors(tmp_path, patched):
     with pytest.raises(UnsafeCheckpointError):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'custom.pth'))
     assert safe_load(tmp_path / 'w.safetensors')['bias'].shape == (2,)
+
+
+class RunsShell:
+    """Pickles as ``os.system('echo pwned')``: what a malicious checkpoint does."""
+
+    def __reduce__(self):
+        return os.system, ('echo pwned',)
+
+
+@pytest.mark.parametrize('writer', ['zip', 'legacy', 'raw_pickle'])
+def test_code_running_pickle_is_unsafe_not_corrupt(tmp_path, writer):
+    path = tmp_path / 'evil.pth'
+    if writer == 'raw_pickle':  # protocol 4, which torch's unpickler cannot even parse: found by a static scan
+        path.write_bytes(pickle.dumps({'state_dict': {}, 'x': RunsShell()}, protocol=4))
+    else:
+        torch.save({'state_dict': {}, 'x': RunsShell()}, path, _use_new_zipfile_serialization=writer == 'zip')
+    with pytest.raises(UnsafeCheckpointError) as error:
+        safe_torch_load(path)
+    message = str(error.value)
+    assert message.startswith('unsafe checkpoint: refusing to unpickle `posix.system`')
+    assert 'never allow-list it' in message
+    assert 'corrupt' not in message and 'weights_only' not in message and 'likely succeed' not in message
+
+
+def test_unsafe_checkpoint_through_mmengine_resume_names_the_global(tmp_path, patched):
+    torch.save({'state_dict': {}, 'meta': {'hook': RunsShell()}}, tmp_path / 'iter_2.pth')
+    runner = toy_runner(tmp_path / 'run', max_iters=4, load_from=str(tmp_path / 'iter_2.pth'), resume=True)
+    with pytest.raises(UnsafeCheckpointError, match='unsafe checkpoint: refusing to unpickle `posix.system`') as error:
+        runner.train()
+    assert 'weights_only' not in str(error.value)
