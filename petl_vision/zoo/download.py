@@ -1,8 +1,11 @@
-"""Fetch zoo files into the cache: streamed with urllib, resumed with HTTP Range requests, checked by sha256.
+"""Fetch zoo files: hub-hosted entries through huggingface_hub (:mod:`.hub`), the others (and bare URLs) streamed
+with urllib into the project's cache, resumed with HTTP Range requests, checked by sha256.
 
-A download writes ``<cache>/<file>.part`` and renames it to ``<cache>/<file>`` only when every byte arrived and the
-checksum (where one is known) matches, so a file in the cache is always complete. ``PETL_VISION_CACHE`` moves
-the cache (default ``~/.cache/petl_vision``); ``PETL_VISION_OFFLINE=1`` forbids network access.
+A urllib download writes ``<cache>/<file>.part`` and renames it to ``<cache>/<file>`` only when every byte of
+``Content-Length`` arrived and the checksum matches, or, with no checksum, when the file is a complete archive
+(:mod:`.checks`): a file in the cache is always whole. A cache hit is re-hashed whenever a checksum is known.
+``PETL_VISION_CACHE`` moves the cache (default ``~/.cache/petl_vision``); ``PETL_VISION_OFFLINE=1`` forbids network
+access.
 """
 import hashlib
 import http.client
@@ -16,30 +19,14 @@ from urllib.parse import urlparse
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from .table import get_entry
+from .checks import archive_kind, file_sha256, incomplete_reason, normalise_sha256
+from .errors import (ChecksumMismatchError, IncompleteDownloadError, OfflineError, UnpinnedChecksumWarning,
+                     ZooDownloadError)
+from .hub import hub_cache_dir, hub_cached_path, hub_download, hub_revision
+from .table import ZooEntry, get_entry
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
-
-
-class ZooDownloadError(RuntimeError):
-    """A zoo file could not be fetched or verified."""
-
-
-class ChecksumMismatchError(ZooDownloadError):
-    """The file's sha256 differs from the expected one."""
-
-
-class IncompleteDownloadError(ZooDownloadError):
-    """The transfer stopped early; the ``.part`` file is kept and the next call resumes it."""
-
-
-class OfflineError(ZooDownloadError, FileNotFoundError):
-    """The file is not cached and the network is off or unreachable."""
-
-
-class UnpinnedChecksumWarning(UserWarning):
-    """A file was downloaded or verified without a published sha256 to compare with."""
 
 
 def cache_dir() -> Path:
@@ -51,25 +38,30 @@ def _is_offline() -> bool:
     return os.environ.get('PETL_VISION_OFFLINE', '') not in ('', '0')
 
 
-def _source(name_or_url: str, sha256: str | None) -> tuple[str, str | None, Path]:
-    """(url, expected sha256, cache path) of a zoo name (``zoo://`` optional) or a URL."""
+def _entry(name_or_url: str) -> ZooEntry | None:
     name = name_or_url.removeprefix('zoo://')
-    if '://' not in name:
-        entry = get_entry(name)
+    return None if '://' in name else get_entry(name)
+
+
+def _source(name_or_url: str, sha256: str | None) -> tuple[str, str | None, Path]:
+    """(url, expected sha256, cache path) of a zoo name (``zoo://`` optional) or a URL fetched with urllib."""
+    sha256 = normalise_sha256(sha256, f'the sha256 given for {name_or_url}')
+    entry = _entry(name_or_url)
+    if entry is not None:
         return entry.url, sha256 or entry.sha256, cache_dir() / entry.filename
     # URLs of different files often share a basename (Hugging Face's model.safetensors): prefix a hash of the URL
-    url_hash = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return name, sha256, cache_dir() / f'{url_hash}-{Path(urlparse(name).path).name or "download"}'
+    url_hash = hashlib.sha256(name_or_url.encode()).hexdigest()[:8]
+    return name_or_url, sha256, cache_dir() / f'{url_hash}-{Path(urlparse(name_or_url).path).name or "download"}'
 
 
 def cache_path(name_or_url: str) -> Path:
-    """Where ``name_or_url`` is (or will be) cached; nothing is downloaded."""
-    return _source(name_or_url, None)[2]
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open('rb') as f:
-        return hashlib.file_digest(f, 'sha256').hexdigest()
+    """Where ``name_or_url`` is (or will be) cached; nothing is downloaded. A hub entry that is not cached yet
+    gives the path its revision's snapshot will have in the Hugging Face cache."""
+    entry = _entry(name_or_url)
+    if entry is None or entry.hub_repo is None:
+        return _source(name_or_url, None)[2]
+    folder = hub_cache_dir() / f'models--{entry.hub_repo.replace("/", "--")}' / 'snapshots'
+    return hub_cached_path(entry) or folder / hub_revision(entry) / entry.hub_file
 
 
 def _warn_unpinned(path: Path, digest: str) -> None:
@@ -135,28 +127,106 @@ def _incomplete(url: str, part: Path, total: int | None, why: str) -> Incomplete
                                    f'partial file is kept at {part}: run the same command again to resume it')
 
 
-def download(name_or_url: str, sha256: str | None = None, progress: bool = True) -> Path:
-    """The cached file of a zoo name (``zoo://`` optional) or URL, downloading it first when missing.
+def _mismatch(path: Path, expected: str, digest: str, name_or_url: str) -> ChecksumMismatchError:
+    return ChecksumMismatchError(
+        f'{path}: sha256 mismatch: expected {expected}, got {digest}; the file was kept. If {expected} is right, '
+        f'delete the file and run python tools/zoo.py download {name_or_url}; if you passed it (--sha256 / sha256=), '
+        'check the value.')
 
-    ``sha256`` overrides the table's checksum. With a checksum, a mismatching download is deleted and raises
-    :class:`ChecksumMismatchError`; without one, :class:`UnpinnedChecksumWarning` reports the computed value.
-    A transfer cut short raises :class:`IncompleteDownloadError` and the next call resumes it;
-    ``PETL_VISION_OFFLINE=1`` or an unreachable server raise :class:`OfflineError` naming where to put the file.
+
+def _cached_ok(path: Path, expected: str | None, name_or_url: str) -> bool:
+    """Check a cache hit: the digest when one is known (mismatch raises), else that the archive is whole
+    (False: a cut file from an older, unchecked download, now deleted)."""
+    if expected is not None:
+        digest = file_sha256(path)
+        if digest != expected:
+            raise _mismatch(path, expected, digest, name_or_url)
+        return True
+    kind = archive_kind(path)
+    reason = kind and incomplete_reason(path, kind, load_pickles=False)
+    if reason:
+        warnings.warn(f'{path} in the zoo cache is incomplete ({reason}); deleted, downloading it again',
+                      UnpinnedChecksumWarning, stacklevel=3)
+        path.unlink()
+        return False
+    return True
+
+
+def _accept(part: Path, url: str, expected: str | None) -> str:
+    """The sha256 of the finished ``part``; raises (deleting ``part`` unless it can be resumed) when the checksum
+    differs or, with none, when the file is not a complete archive."""
+    digest = file_sha256(part)
+    if expected is not None:
+        if digest != expected:
+            part.unlink()
+            raise ChecksumMismatchError(f'{url}: sha256 mismatch: expected {expected}, got {digest}; the download '
+                                        'was deleted. Retry; if it persists the file changed upstream: check its '
+                                        'source and update the zoo table')
+        return digest
+    kind = archive_kind(part)
+    if kind is None:
+        with part.open('rb') as f:
+            head = f.read(16)
+        part.unlink()
+        raise ZooDownloadError(f'{url} sent a file that is neither a zip (torch.save), safetensors nor pickle archive '
+                               f'(it starts with {head!r}) and no sha256 is pinned, so it cannot be checked and was '
+                               'not cached; pass its published digest with sha256= / --sha256')
+    reason = incomplete_reason(part, kind)
+    if reason:
+        raise IncompleteDownloadError(f'download of {url} is not a complete {kind} archive ({reason}); the partial '
+                                      f'file is kept at {part}: run the same command again to resume it')
+    return digest
+
+
+def _download_hub(entry: ZooEntry, sha256: str | None, progress: bool) -> Path:
+    """A hub entry from the Hugging Face cache, checked against the pinned digest on every call, and against
+    the sha256 the hub reported (the blob's name) when it was just downloaded."""
+    expected = normalise_sha256(sha256, f'the sha256 given for {entry.name}') or entry.sha256
+    was_cached = hub_cached_path(entry) is not None
+    path = hub_download(entry, progress)
+    reported = _hub_sha256(path)
+    if expected is None and not was_cached:
+        expected = reported
+    if expected is not None:
+        digest = file_sha256(path)
+        if digest != expected:
+            raise ChecksumMismatchError(
+                f'{path} ({entry.hub_repo}/{entry.hub_file}): sha256 mismatch: expected {expected}, got {digest}. '
+                f'Delete it from the Hugging Face cache (`hf cache rm {entry.hub_repo}` or remove {path} and the '
+                f'blob it links to) and download it again.')
+    elif reported is None:
+        _warn_unpinned(path, file_sha256(path))
+    return path
+
+
+def _hub_sha256(path: Path) -> str | None:
+    """The sha256 the hub reported for an LFS file: huggingface_hub names the blob after its ETag."""
+    name = path.resolve().name
+    return name if len(name) == 64 and all(c in '0123456789abcdef' for c in name) else None
+
+
+def download(name_or_url: str, sha256: str | None = None, progress: bool = True) -> Path:
+    """The local file of a zoo name (``zoo://`` optional) or URL, downloading it first when missing.
+
+    ``sha256`` (any case) overrides the table's checksum and is checked on cache hits too. A mismatching
+    download is deleted and raises :class:`ChecksumMismatchError`; a mismatching cache hit raises it and keeps the
+    file. Without a checksum, only a complete archive is cached and :class:`UnpinnedChecksumWarning` reports the
+    computed value. A transfer cut short raises :class:`IncompleteDownloadError` and the next call resumes it;
+    offline mode or an unreachable server raise :class:`OfflineError` naming where to put the file. Hub entries
+    go through :func:`.hub.hub_download` (the Hugging Face cache).
     """
+    entry = _entry(name_or_url)
+    if entry is not None and entry.hub_repo is not None:
+        return _download_hub(entry, sha256, progress)
     url, expected, path = _source(name_or_url, sha256)
-    if path.is_file():
+    if path.is_file() and _cached_ok(path, expected, name_or_url):
         return path
     if _is_offline():
         raise _offline_error(path, url, 'PETL_VISION_OFFLINE is set')
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f'{path.name}.part')
     _fetch(url, part, path, progress)
-    digest = _file_sha256(part)
-    if expected is not None and digest != expected:
-        part.unlink()
-        raise ChecksumMismatchError(f'{url}: sha256 mismatch: expected {expected}, got {digest}; the download was '
-                                    'deleted. Retry; if it persists the file changed upstream: check its source '
-                                    'and update the zoo table')
+    digest = _accept(part, url, expected)
     part.replace(path)
     if expected is None:
         _warn_unpinned(path, digest)
@@ -164,11 +234,16 @@ def download(name_or_url: str, sha256: str | None = None, progress: bool = True)
 
 
 def verify(name_or_url: str, sha256: str | None = None) -> str:
-    """sha256 of the cached file, checked against ``sha256`` or the table's; raises when they differ."""
+    """sha256 of the cached file, checked against ``sha256``, the table's, or (hub files) the hub's; raises when
+    they differ. Nothing is downloaded."""
+    entry = _entry(name_or_url)
+    hub = entry is not None and entry.hub_repo is not None
     _, expected, path = _source(name_or_url, sha256)
+    path = (hub_cached_path(entry) or cache_path(name_or_url)) if hub else path
     if not path.is_file():
         raise FileNotFoundError(f'{path} is not downloaded; run python tools/zoo.py download {name_or_url}')
-    digest = _file_sha256(path)
+    digest = file_sha256(path)
+    expected = expected or (_hub_sha256(path) if hub else None)
     if expected is None:
         _warn_unpinned(path, digest)
     elif digest != expected:

@@ -1,9 +1,10 @@
-"""The model zoo table: every pretrained file petl_vision knows by name, with its URL, sha256 and licence.
+"""The model zoo table: every pretrained file petl_vision knows by name, with its source, sha256 and licence.
 
 Image backbones are timm's own conversions on the Hugging Face hub (``timm/<arch>.<tag>``, found with
 ``timm.models.get_pretrained_cfg``): safetensors files whose keys match timm's models, so they load with no
-conversion. ``sha256=None`` means no checksum has been published or pinned yet: downloads then report the
-computed value so it can be pinned here (see docs/zoo.md, "Checksum policy").
+conversion. They are fetched with huggingface_hub into the Hugging Face cache timm uses, pinned to a commit where
+the commit is known. ``sha256=None`` means no checksum has been published or found: downloads then check the
+archive is complete and report the computed value so it can be pinned here (docs/zoo.md, "Checksum policy").
 """
 import difflib
 import re
@@ -24,6 +25,9 @@ class ZooEntry:
         arch: model the weights are for: a timm model name, or ``'point_transformer'``.
         filename: file name in the cache; names the format (``.safetensors`` or a torch ``.pth``).
         notes: provenance and which papers use it.
+        hub_repo: Hugging Face repo id (``timm/vit_base_patch16_224.orig_in21k``) for hub-hosted files, else None.
+        hub_file: file name inside ``hub_repo``.
+        revision: commit hash of ``hub_repo`` the file is pinned to; None follows the repo's ``main`` branch.
     """
 
     name: str
@@ -34,28 +38,55 @@ class ZooEntry:
     arch: str
     filename: str
     notes: str = ''
+    hub_repo: str | None = None
+    hub_file: str = 'model.safetensors'
+    revision: str | None = None
 
     def __post_init__(self):
         if self.kind not in ('backbone', 'tuner'):
             raise ValueError(f'zoo entry {self.name}: kind must be "backbone" or "tuner", got {self.kind!r}')
-        if self.sha256 is not None and not re.fullmatch(r'[0-9a-f]{64}', self.sha256):
-            raise ValueError(f'zoo entry {self.name}: sha256 must be 64 lowercase hex digits or None, '
-                             f'got {self.sha256!r}')
+        if self.sha256 is not None and not re.fullmatch(r'[0-9a-fA-F]{64}', self.sha256):
+            raise ValueError(f'zoo entry {self.name}: sha256 must be 64 hex digits or None, got {self.sha256!r}')
+        if self.revision is not None and not re.fullmatch(r'[0-9a-f]{40}', self.revision):
+            raise ValueError(f'zoo entry {self.name}: revision must be a 40-hex commit hash or None, '
+                             f'got {self.revision!r}')
+        if self.sha256 is not None:  # hex digests compare case-insensitively
+            object.__setattr__(self, 'sha256', self.sha256.lower())
 
 
-def _timm_hub(name: str, hub_tag: str, license: str, notes: str) -> ZooEntry:
+def _timm_hub(name: str, hub_tag: str, license: str, notes: str, revision: str | None = None,
+              sha256: str | None = None) -> ZooEntry:
     """A timm model on the Hugging Face hub; ``hub_tag`` is timm's pretrained tag (``orig_in21k``)."""
     arch = name.split('.')[0]
-    url = f'https://huggingface.co/timm/{arch}.{hub_tag}/resolve/main/model.safetensors'
-    return ZooEntry(name, url, None, license, 'backbone', arch, f'{name}.safetensors', notes)
+    repo = f'timm/{arch}.{hub_tag}'
+    url = f'https://huggingface.co/{repo}/resolve/{revision or "main"}/model.safetensors'
+    return ZooEntry(name, url, sha256, license, 'backbone', arch, f'{name}.safetensors', notes, hub_repo=repo,
+                    revision=revision)
 
 
+# Pins, from the hub's own pages (a pin is only written where such a page was found):
+# - vit_base_patch16_224.in21k: sha256 is the "Git LFS Details" SHA256 of
+#   https://huggingface.co/timm/vit_base_patch16_224.orig_in21k/blob/main/model.safetensors (343 MB, last changed
+#   in commit 2e13465); revision 677f7d8... is the commit of
+#   https://huggingface.co/timm/vit_base_patch16_224.orig_in21k/tree/677f7d814cf0d89b7e65b1ea49277ed508a62363,
+#   whose tree holds that model.safetensors.
+# - vit_large_patch16_224.in21k: revision from
+#   https://huggingface.co/timm/vit_large_patch16_224.orig_in21k/tree/ff41090bd8b58f56124a0b67759692952f661487
+#   (model.safetensors 1.21 GB); its sha256 page was not found, so the digest is unpinned.
+# - vit_small augreg_in21k, vit_base mae, swin_tiny / swin_base ms_in22k: neither a full commit hash nor the
+#   LFS sha256 of model.safetensors was found; they follow `main` and are checked against the sha256 the hub
+#   reports (the ETag huggingface_hub stores the blob under) when downloaded.
+# - point_mae.shapenet, point_bert.shapenet: their publishers give no checksum (GitHub release asset, Tsinghua
+#   Cloud link); unpinned, so a download must be a complete archive before it is cached.
 ZOO: dict[str, ZooEntry] = {e.name: e for e in [
     _timm_hub('vit_base_patch16_224.in21k', 'orig_in21k', 'apache-2.0',
               "Google's original ViT-B/16 ImageNet-21k weights (ViT-B_16.npz), no head; the backbone of VPT, "
-              'NOAH, SSF, FacT, Convpass and most VTAB-1k / FGVC PETL results.'),
+              'NOAH, SSF, FacT, Convpass and most VTAB-1k / FGVC PETL results.',
+              revision='677f7d814cf0d89b7e65b1ea49277ed508a62363',
+              sha256='1cf14745201dfaffba38831c7cc1003c51618569d0a5dd31a895fe604c427253'),
     _timm_hub('vit_large_patch16_224.in21k', 'orig_in21k', 'apache-2.0',
-              "Google's original ViT-L/16 ImageNet-21k weights, no head."),
+              "Google's original ViT-L/16 ImageNet-21k weights, no head.",
+              revision='ff41090bd8b58f56124a0b67759692952f661487'),
     _timm_hub('vit_small_patch16_224.in21k', 'augreg_in21k', 'apache-2.0',
               'AugReg ViT-S/16 ImageNet-21k weights (How to train your ViT), 21843-class head.'),
     _timm_hub('vit_base_patch16_224.mae', 'mae', 'cc-by-nc-4.0',

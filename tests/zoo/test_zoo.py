@@ -1,10 +1,10 @@
 """Model zoo downloads against a local HTTP server: verified, cached, resumable, clear when offline."""
 import hashlib
+import io
 import re
 import socket
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import zipfile
 
 import pytest
 import torch
@@ -15,74 +15,27 @@ from torch import nn
 
 from petl_vision.engine.safe_load import UnsafeCheckpointError
 from petl_vision.zoo import (ZOO, ChecksumMismatchError, IncompleteDownloadError, OfflineError,
-                             UnpinnedChecksumWarning, ZooEntry, cache_path, download, get_entry, list_models, resolve,
-                             verify)
+                             UnpinnedChecksumWarning, ZooDownloadError, ZooEntry, cache_path, download, get_entry,
+                             list_models, resolve, verify)
+from tests.conftest import load_tool
+from tests.zoo.servers import FileServer, serve
 
-PAYLOAD = bytes(range(256)) * 2048 + b'end'  # 512 KiB: large enough to cut a transfer in the middle
+def zip_bytes(payload: bytes) -> bytes:
+    """``payload`` stored in a zip archive: the format torch.save writes, whose completeness the zoo checks."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_STORED) as archive:
+        archive.writestr('archive/data.bin', payload)
+    return buffer.getvalue()
+
+
+PAYLOAD = zip_bytes(bytes(range(256)) * 2048 + b'end')  # 512 KiB: large enough to cut a transfer in the middle
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-@dataclass
-class FileServer:
-    """Serves ``files`` on 127.0.0.1 and records every request's path and Range header.
-
-    ``truncate_after``: send the full Content-Length but only this many body bytes, then close.
-    ``ignore_range``: answer every request with the whole file (200), as some servers do.
-    """
-
-    files: dict[str, bytes]
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-    truncate_after: int | None = None
-    ignore_range: bool = False
-    port: int = 0
-
-    def url(self, path: str) -> str:
-        return f'http://127.0.0.1:{self.port}{path}'
-
-
-def make_handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            byte_range = self.headers.get('Range')
-            state.requests.append((self.path, byte_range))
-            data = state.files.get(self.path)
-            if data is None:
-                self.send_error(404)
-                return
-            start = int(re.fullmatch(r'bytes=(\d+)-', byte_range).group(1)) if byte_range else 0
-            if byte_range and not state.ignore_range:
-                if start >= len(data):
-                    self.send_error(416)
-                    return
-                self.send_response(206)
-                self.send_header('Content-Range', f'bytes {start}-{len(data) - 1}/{len(data)}')
-            else:
-                start = 0
-                self.send_response(200)
-            body = data[start:]
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[:state.truncate_after])
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
 
 
 @pytest.fixture
 def server():
-    state = FileServer(files={'/weights.bin': PAYLOAD})
-    httpd = ThreadingHTTPServer(('127.0.0.1', 0), make_handler(state))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve(FileServer(files={'/weights.bin': PAYLOAD})) as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
@@ -224,12 +177,93 @@ def test_unknown_name_lists_close_names():
 
 
 def test_table_names_real_timm_hub_weights():
-    """Each hub URL is a pretrained tag timm knows, with timm's licence, for the entry's architecture."""
-    timm_entries = [ZOO[name] for name in list_models('backbone') if 'huggingface.co/timm/' in ZOO[name].url]
-    assert len(timm_entries) >= 6
-    for entry in timm_entries:
-        hub_id = re.search(r'huggingface\.co/(timm/[^/]+)/resolve/main/model\.safetensors$', entry.url).group(1)
-        cfg = get_pretrained_cfg(hub_id.removeprefix('timm/'))
-        assert cfg is not None and cfg.hf_hub_id == hub_id, entry.name
-        assert cfg.license == entry.license and hub_id.startswith(f'timm/{entry.arch}.'), entry.name
+    """Each hub entry is a pretrained tag timm knows, with timm's licence, for the entry's architecture."""
+    hub_entries = [ZOO[name] for name in list_models('backbone') if ZOO[name].hub_repo is not None]
+    assert len(hub_entries) >= 6
+    for entry in hub_entries:
+        cfg = get_pretrained_cfg(entry.hub_repo.removeprefix('timm/'))
+        assert cfg is not None and cfg.hf_hub_id == entry.hub_repo, entry.name
+        assert cfg.license == entry.license and entry.hub_repo.startswith(f'timm/{entry.arch}.'), entry.name
+        assert entry.url.endswith(f'/{entry.hub_repo}/resolve/{entry.revision or "main"}/model.safetensors')
     assert len({e.filename for e in ZOO.values()}) == len(ZOO)  # no two entries share a cache file
+    vit_b = ZOO['vit_base_patch16_224.in21k']  # pinned from the hub's page (table.py cites it)
+    assert vit_b.sha256 == '1cf14745201dfaffba38831c7cc1003c51618569d0a5dd31a895fe604c427253'
+    assert vit_b.revision == '677f7d814cf0d89b7e65b1ea49277ed508a62363'
+
+
+# --- issue 12 item 7: nothing truncated is cached, digests are checked on every hit and compare in any case ---
+
+def test_unpinned_truncated_stream_is_not_cached(server, monkeypatch):
+    """No Content-Length and the connection closes early: the old code cached the cut file with a warning."""
+    add_entry(monkeypatch, 'toy.bin', server.url('/weights.bin'), None, 'toy.bin')
+    server.send_length, server.truncate_after = False, 300_000
+    with pytest.raises(IncompleteDownloadError, match='not a complete zip archive .*central directory.*run the same '
+                                                      'command again to resume'):
+        download('toy.bin', progress=False)
+    assert not cache_path('toy.bin').exists()
+    assert cache_path('toy.bin').with_name('toy.bin.part').stat().st_size == 300_000
+    server.truncate_after = None  # the next call resumes and completes it
+    with pytest.warns(UnpinnedChecksumWarning, match=PAYLOAD_SHA256):
+        assert download('toy.bin', progress=False).read_bytes() == PAYLOAD
+    assert server.requests[-1] == ('/weights.bin', 'bytes=300000-')
+
+
+def test_unpinned_file_that_is_no_archive_is_refused(server, monkeypatch, cache):
+    server.files['/page.pth'] = b'<html>Sign in to download</html>'
+    add_entry(monkeypatch, 'toy.page', server.url('/page.pth'), None, 'toy.page.pth')
+    with pytest.raises(ZooDownloadError, match=r"neither a zip .* starts with b'<html>Sign in to'\).*was not cached"):
+        download('toy.page', progress=False)
+    assert list(cache.iterdir()) == []
+
+
+def test_unpinned_cut_safetensors_is_not_cached(server, monkeypatch):
+    data = save({'w': torch.arange(1000.0)})
+    server.files['/cut.safetensors'] = data[:-100]  # what a proxy that drops the tail sends, Content-Length and all
+    add_entry(monkeypatch, 'toy.cut', server.url('/cut.safetensors'), None, 'toy.cut.safetensors')
+    with pytest.raises(IncompleteDownloadError, match=f'header describes {len(data)} bytes but the file has '
+                                                      f'{len(data) - 100}'):
+        download('toy.cut', progress=False)
+    assert not cache_path('toy.cut').exists()
+
+
+def test_cut_file_left_in_the_cache_by_an_older_version_is_fetched_again(server, monkeypatch):
+    add_entry(monkeypatch, 'toy.bin', server.url('/weights.bin'), None, 'toy.bin')
+    stale = cache_path('toy.bin')
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(PAYLOAD[:200_000])
+    with pytest.warns(UnpinnedChecksumWarning, match='incomplete .*deleted, downloading it again'):
+        assert download('toy.bin', progress=False).read_bytes() == PAYLOAD
+    assert server.requests == [('/weights.bin', None)]
+
+
+def test_wrong_sha256_on_a_cache_hit_raises_and_keeps_the_file(server):
+    url = server.url('/weights.bin')
+    path = download(url, sha256=PAYLOAD_SHA256, progress=False)
+    with pytest.raises(ChecksumMismatchError, match=f'expected {"0" * 64}, got {PAYLOAD_SHA256}; the file was kept'):
+        download(url, sha256='0' * 64)
+    assert path.read_bytes() == PAYLOAD and len(server.requests) == 1
+
+
+def test_upper_case_sha256_is_the_same_digest(server, monkeypatch):
+    url = server.url('/weights.bin')
+    path = download(url, sha256=PAYLOAD_SHA256.upper(), progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert download(url, sha256=PAYLOAD_SHA256.upper()) == path and path.exists()
+    assert verify(url, sha256=PAYLOAD_SHA256.upper()) == PAYLOAD_SHA256
+    entry = add_entry(monkeypatch, 'toy.upper', url, PAYLOAD_SHA256.upper(), 'toy.upper.bin')
+    assert entry.sha256 == PAYLOAD_SHA256
+    with pytest.raises(ValueError, match="sha256 must be 64 hex digits, got 'xyz'"):
+        download(url, sha256='xyz')
+
+
+def test_zoo_tool_checks_sha256_on_a_cache_hit(server, monkeypatch, capsys):
+    url = server.url('/weights.bin')
+    zoo = load_tool('zoo.py')
+    monkeypatch.setattr('sys.argv', ['zoo.py', 'download', url, '--sha256', PAYLOAD_SHA256.upper()])
+    zoo.main()
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(cache_path(url))
+    monkeypatch.setattr('sys.argv', ['zoo.py', 'download', url, '--sha256', '0' * 64])
+    with pytest.raises(SystemExit) as exit_:
+        zoo.main()
+    assert exit_.value.code == 1 and 'sha256 mismatch' in capsys.readouterr().err
+    assert cache_path(url).read_bytes() == PAYLOAD
