@@ -1,4 +1,5 @@
-"""Image-classification datasets (CIFAR-100, the VPT FGVC five, VTAB-1k, scikit-learn digits) and transforms.
+"""Image-classification datasets (CIFAR-100, the VPT FGVC five, VTAB-1k, scikit-learn digits, your own folder) and
+transforms.
 
 Every dataset's pipeline ends with :class:`PackInputs`; with ``collate_fn=dict(type='default_collate')`` a batch is
 ``{'inputs': uint8 (B, 3, H, W), 'data_samples': int64 (B,) labels}``.
@@ -11,6 +12,7 @@ from petl_vision.datasets.digits import DigitsShiftTarget, SklearnDigits
 from petl_vision.datasets.digits_dense import DigitsDenseMT
 from petl_vision.datasets.episodes import Episode, EpisodeSampler, FixedProtocol, MetaDatasetProtocol
 from petl_vision.datasets.fgvc import CUB200, FGVCDataset, NABirds, OxfordFlowers, StanfordCars, StanfordDogs
+from petl_vision.datasets.image_folder import ImageFolder
 from petl_vision.datasets.point_clouds import ModelNet40, PointCloudDataset, ScanObjectNN
 from petl_vision.datasets.point_transforms import PointsRotate, PointsSample, PointsScaleTranslate
 from petl_vision.datasets.transforms import (CenterCrop, LoadImage, PackInputs, RandomAffine, RandomCrop,
@@ -23,4 +25,4 @@ __all__ = ['CIFAR100', 'SklearnDigits', 'DigitsShiftTarget', 'RandomAffine', 'FG
            'RandomCrop', 'CenterCrop', 'RandomFlip', 'PackInputs', 'DenseMultiTaskDataset', 'PascalContextMT', 'NYUDMT',
            'DigitsDenseMT', 'DenseResize', 'DenseRandomScaleCrop', 'DenseRandomHorizontalFlip', 'DensePad', 'Episode',
            'EpisodeSampler', 'FixedProtocol', 'MetaDatasetProtocol', 'PointCloudDataset', 'ScanObjectNN', 'ModelNet40',
-           'PointsScaleTranslate', 'PointsRotate', 'PointsSample']
+           'PointsScaleTranslate', 'PointsRotate', 'PointsSample', 'ImageFolder']

@@ -14,6 +14,7 @@ import numpy as np
 
 from petl_vision.datasets.array_dataset import ArrayImageDataset
 from petl_vision.datasets.layout import require_paths
+from petl_vision.datasets.splits import record_split
 from petl_vision.registry import DATASETS
 
 CIFAR100_FOLDER = 'cifar-100-python'
@@ -21,10 +22,31 @@ CIFAR100_LAYOUT = f'  {CIFAR100_FOLDER}/train   50,000 images\n  {CIFAR100_FOLDE
                   f'  {CIFAR100_FOLDER}/meta    class names'
 
 
-def load_cifar_pickle(path: str) -> dict:
-    """One CIFAR python pickle (written by Python 2: byte strings decoded as latin1)."""
-    with open(path, 'rb') as f:
-        return pickle.load(f, encoding='latin1')
+def _text(value):
+    return value.decode('latin1') if isinstance(value, bytes) else value
+
+
+def load_cifar_pickle(path: str, keys: tuple[str, ...]) -> dict:
+    """One CIFAR python pickle as a dict with ``str`` keys (and ``str`` class names).
+
+    The official pickles were written by Python 2 (byte strings, decoded here as latin1); converters that load them
+    with ``encoding='bytes'`` write ``b'data'``-style keys, which are accepted too. A truncated or foreign file
+    raises ``ValueError`` naming it and the keys it lacks.
+    """
+    try:
+        with open(path, 'rb') as f:
+            raw = pickle.load(f, encoding='latin1')
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError) as err:
+        raise ValueError(f'CIFAR100: {path} is truncated or not a CIFAR python pickle ({type(err).__name__}: {err}); '
+                         're-extract cifar-100-python.tar.gz and check it with `python tools/prepare_data.py '
+                         f'cifar100 --root DIR`') from None
+    data = {_text(k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
+    missing = [k for k in keys if k not in data]
+    if missing:
+        found = sorted(map(str, data)) if isinstance(raw, dict) else f'a {type(raw).__name__}'
+        raise ValueError(f'CIFAR100: {path} lacks {missing} (found {found}); expected the official pickle with '
+                         f'{list(keys)}')
+    return data
 
 
 @DATASETS.register_module()
@@ -55,18 +77,25 @@ class CIFAR100(ArrayImageDataset):
         source = 'test' if self.split == 'test' else 'train'
         files = [osp.join(CIFAR100_FOLDER, name) for name in (source, 'meta')]
         require_paths('CIFAR100', self.data_root, files, CIFAR100_LAYOUT, 'cifar100')
-        data = load_cifar_pickle(osp.join(self.data_root, files[0]))
-        meta = load_cifar_pickle(osp.join(self.data_root, files[1]))
-        self._metainfo['classes'] = tuple(meta['fine_label_names'])
+        source = osp.join(self.data_root, files[0])
+        data = load_cifar_pickle(source, ('data', 'fine_labels'))
+        meta = load_cifar_pickle(osp.join(self.data_root, files[1]), ('fine_label_names',))
+        self._metainfo['classes'] = tuple(_text(name) for name in meta['fine_label_names'])
         images = np.asarray(data['data'], dtype=np.uint8).reshape(-1, 3, 32, 32)  # (N, 3, 32, 32)
         labels = data['fine_labels']
-        order = range(len(images))
-        if self.split in ('train', 'val'):
-            if not 0 < self.val_size < len(images):
-                raise ValueError(f'val_size={self.val_size} must be between 1 and {len(images) - 1}')
-            perm = np.random.default_rng(self.seed).permutation(len(images))
-            order = np.sort(perm[:self.val_size] if self.split == 'val' else perm[self.val_size:])
+        order = self._split_order(len(images))
+        record_split(self, osp.abspath(source), self.split, order.tolist(),
+                     {'val_size': self.val_size, 'seed': self.seed} if self.split in ('train', 'val') else {})
         return [{'img': images[i], 'gt_label': int(labels[i])} for i in order]
+
+    def _split_order(self, n: int) -> np.ndarray:
+        """Indices into the pickle of this split: ``val`` is ``val_size`` drawn with ``seed``, ``train`` the rest."""
+        if self.split not in ('train', 'val'):
+            return np.arange(n)
+        if not 0 < self.val_size < n:
+            raise ValueError(f'val_size={self.val_size} must be between 1 and {n - 1}')
+        perm = np.random.default_rng(self.seed).permutation(n)
+        return np.sort(perm[:self.val_size] if self.split == 'val' else perm[self.val_size:])
 
     @property
     def complete(self) -> bool:

@@ -13,6 +13,7 @@ images of each digit) gives nested few-shot sets: the 5-shot set is inside the 1
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -21,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from petl_vision.datasets.array_dataset import ArrayImageDataset
+from petl_vision.datasets.splits import record_split
 from petl_vision.registry import DATASETS
 
 
@@ -86,8 +88,11 @@ class SklearnDigits(ArrayImageDataset):
 
     def load_data_list(self) -> list[dict]:
         images, labels = digits_arrays(self.img_size)
-        return [{'img': images[i], 'gt_label': label, 'source_idx': int(i)}
-                for label, digit in enumerate(self.digits) for i in self._split_indices(labels, digit)]
+        infos = [{'img': images[i], 'gt_label': label, 'source_idx': int(i)}
+                 for label, digit in enumerate(self.digits) for i in self._split_indices(labels, digit)]
+        definition = {'seed': self.seed, 'val_fraction': self.val_fraction, 'test_fraction': self.test_fraction}
+        record_split(self, 'sklearn.datasets.load_digits', self.split, [d['source_idx'] for d in infos], definition)
+        return infos
 
 
 @DATASETS.register_module()
@@ -117,4 +122,8 @@ class DigitsShiftTarget(ArrayImageDataset):
         from petl_vision.demo import target_task_arrays
 
         images, labels = target_task_arrays(self.split, seed=self.seed, shots=self.shots)
+        # the pool has no two equal images: an image's bytes identify it
+        members = [hashlib.sha1(img.tobytes()).hexdigest() for img in images]
+        definition = {'seed': self.seed} if self.split != 'test' else {}
+        record_split(self, 'petl_vision.demo.target_task_arrays', self.split, members, definition)
         return [{'img': img, 'gt_label': int(label)} for img, label in zip(images, labels)]

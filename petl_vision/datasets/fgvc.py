@@ -8,7 +8,8 @@ from the official annotations, or VPT's released files). The image root is ``ima
 Class ids are remapped to contiguous labels ``0..C-1`` in increasing order of the original ids, using the ids of
 all three split files, so every split agrees (VPT's ``JSONDataset`` maps each split on its own ids).
 ``metainfo['classes'][label]`` is the original id as a string. Splits: ``'train'``, ``'val'``, ``'test'`` and
-``'trainval'`` (train + val, for the final run once hyper-parameters were chosen on val).
+``'trainval'`` (train + val, for the final run once hyper-parameters were chosen on val). The three files are
+the one definition of the splits; files that list an image twice are refused.
 
 Each data info is ``{'img_path': str, 'gt_label': int}``; pipelines start with ``LoadImage``.
 """
@@ -21,6 +22,7 @@ from typing import ClassVar
 from mmengine.dataset import BaseDataset
 
 from petl_vision.datasets.layout import require_paths
+from petl_vision.datasets.splits import check_disjoint_files
 from petl_vision.registry import DATASETS
 
 SPLIT_FILES = ('train.json', 'val.json', 'test.json')
@@ -59,6 +61,8 @@ class FGVCDataset(BaseDataset):
         for name in SPLIT_FILES:
             with open(osp.join(self.data_root, name)) as f:
                 annotations[name.removesuffix('.json')] = {path: int(c) for path, c in json.load(f).items()}
+        check_disjoint_files(f'{type(self).__name__}({self.data_root})',
+                             {f'{split}.json': paths for split, paths in annotations.items()})
         class_ids = sorted({c for split in annotations.values() for c in split.values()})
         label_of = {c: label for label, c in enumerate(class_ids)}
         self._metainfo['classes'] = tuple(str(c) for c in class_ids)

@@ -35,6 +35,8 @@ SCANOBJECTNN_VARIANTS: dict[str, tuple[str, str]] = {
     'PB_T50_RS': ('main_split', 'objectdataset_augmentedrot_scale75'),
 }
 SPLITS = ('train', 'test')
+H5_KEYS = ('data', 'label')
+H5_LAYOUT = "'data' (S, 2048, 3) float points and 'label' (S,) or (S, 1) int classes 0..14"
 
 
 def _check_split(name: str, split: str) -> None:
@@ -92,8 +94,15 @@ class ScanObjectNN(PointCloudDataset):
                 f"'{self.data_root}' should be the unzipped h5_files folder ({layouts}); download it from "
                 f'{SCANOBJECTNN_URL}, see docs/point_clouds.md.')
         with h5py.File(self.ann_file, 'r') as f:
+            missing = [key for key in H5_KEYS if key not in f]
+            if missing:
+                raise ValueError(f'ScanObjectNN: {self.ann_file} has no {missing} (found {sorted(f.keys())}); expected '
+                               f'the official h5 layout: {H5_LAYOUT}')
             points = np.asarray(f['data'], dtype=np.float32)[..., :3]  # (S, N, 3)
             labels = np.asarray(f['label']).reshape(-1).astype(np.int64)  # (S,)
+        if len(points) != len(labels):
+            raise ValueError(f'ScanObjectNN: {self.ann_file} holds {len(points)} clouds but {len(labels)} labels; '
+                             f'expected {H5_LAYOUT}')
         return np.ascontiguousarray(points), labels
 
 

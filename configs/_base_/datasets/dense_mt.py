@@ -1,11 +1,13 @@
 # The loaders shared by nyud_mt.py and pascal_context_mt.py, which set each loader's dataset type, root and tasks
 # and the metric's tasks and class counts. MTLoRA's recipe: 448 x 448, random scale crop and flip.
+# Single keys (tools/train.py carries them to every loader and the backbone): data_root=DIR img_size=S.
+img_size = 448
 train_pipeline = [
-    dict(type='DenseResize', size=448),
-    dict(type='DenseRandomScaleCrop', crop_size=448, scale_range=(0.75, 1.25)),
+    dict(type='DenseResize', size=img_size),
+    dict(type='DenseRandomScaleCrop', crop_size=img_size, scale_range=(0.75, 1.25)),
     dict(type='DenseRandomHorizontalFlip', prob=0.5),
 ]
-test_pipeline = [dict(type='DenseResize', size=448)]
+test_pipeline = [dict(type='DenseResize', size=img_size)]
 
 train_dataloader = dict(
     batch_size=32,  # MTLoRA's README: --batch-size 32 on one GPU (per-GPU batch here: divide by the GPUs)

@@ -1,10 +1,12 @@
 # One VTAB-1k task in NOAH's layout (data/vtab-1k/<task>/{train800,val200,train800val200,test}.txt).
 # NOAH's recipe: direct resize to 224 x 224 (bicubic), no augmentation. Model selection: train800 -> val200;
 # the reported number: train on split='trainval' (train800val200) with the chosen recipe, evaluate on test.
+# Single keys (tools/train.py carries them to every loader): data_root=DIR img_size=S.
 dataset_type = 'VTAB1k'
 data_root = 'data/vtab-1k'
+img_size = 224
 vtab_task = 'cifar'  # overridden by each task's config
-pipeline = [dict(type='LoadImage'), dict(type='Resize', size=(224, 224), interpolation='bicubic'),
+pipeline = [dict(type='LoadImage'), dict(type='Resize', size=(img_size, img_size), interpolation='bicubic'),
             dict(type='PackInputs')]
 train_dataloader = dict(batch_size=64, num_workers=4, persistent_workers=True, collate_fn=dict(type='default_collate'),
                         sampler=dict(type='DefaultSampler', shuffle=True),
