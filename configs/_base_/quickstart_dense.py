@@ -23,14 +23,16 @@ test_evaluator = val_evaluator
 
 optim_wrapper = dict(constructor='TrainableOptimWrapperConstructor',
                      optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4))
-param_scheduler = [dict(type='CosineAnnealingLR', T_max=15, eta_min=0.0, by_epoch=True, begin=0, end=15,
-                        convert_to_iter_based=True)]
-train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=1)
+# the cosine runs to train_cfg.max_epochs (no `end` / `T_max`): `--cfg-options train_cfg.max_epochs=N` is the length
+param_scheduler = [dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, convert_to_iter_based=True)]
+# resumes bit for bit, augmentation included (petl_vision/engine/loops.py)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=15, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(logger=dict(type='LoggerHook', interval=10),
-                     checkpoint=dict(type='CheckpointHook', interval=15, max_keep_ckpts=1, save_best=None))
+                     # every epoch, so a killed run loses at most one; 2 kept (mmengine deletes before it writes)
+                     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best=None))
 custom_hooks = [dict(type='TunerCheckpointHook', save_best='dense/semseg/mIoU', rule='greater')]
 log_processor = dict(by_epoch=True, window_size=10)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))

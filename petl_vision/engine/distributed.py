@@ -13,7 +13,7 @@ import os
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.dist import init_dist
+from mmengine.dist import all_reduce, get_world_size, init_dist
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import FlexibleRunner, Runner
@@ -61,6 +61,31 @@ def init_distributed(launcher: str, dist_cfg: dict | None = None) -> None:
     torch_dist.init_process_group(backend='gloo', **dist_cfg)
 
 
+def mean_over_ranks(log_vars: dict | None) -> dict | None:
+    """``log_vars`` (a train step's losses and other scalars) with each scalar replaced by its mean over the
+    processes, in one all-reduce; unchanged in a single process. Every rank must call it with the same keys."""
+    if not log_vars or get_world_size() == 1:
+        return log_vars
+    keys = [k for k, v in log_vars.items() if isinstance(v, (int, float)) or torch.is_tensor(v) and v.numel() == 1]
+    values = torch.tensor([float(log_vars[k]) for k in keys], dtype=torch.float64)
+    all_reduce(values, op='mean')
+    return {**log_vars, **dict(zip(keys, values.tolist()))}
+
+
+def check_train_cfg(cfg: Config) -> None:
+    """Let ``train_cfg.type`` name the loop when the config also sets ``by_epoch`` (mmengine refuses both):
+    ``by_epoch=True`` only chose mmengine's epoch loop and is dropped; ``by_epoch=False`` contradicts an
+    epoch-based type and is refused with the fix."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if 'type' not in train_cfg or 'by_epoch' not in train_cfg:
+        return
+    if not train_cfg.by_epoch and 'Epoch' in str(train_cfg.type):
+        raise ValueError(f'train_cfg has type={train_cfg.type!r} (epoch-based) and by_epoch=False; for iteration-'
+                         "based training set train_cfg.type='IterBasedTrainLoop' with train_cfg.max_iters, else "
+                         'drop by_epoch')
+    train_cfg.pop('by_epoch')
+
+
 def build_runner(cfg: Config) -> Runner | FlexibleRunner:
     """The runner ``tools/train.py`` uses for ``cfg``.
 
@@ -71,8 +96,10 @@ def build_runner(cfg: Config) -> Runner | FlexibleRunner:
     - otherwise mmengine's ``Runner``; distributed runs wrap the model in :class:`AnyDeviceDDP` unless the config
       has a ``model_wrapper_cfg`` (a top-level ``find_unused_parameters`` is passed on, as mmengine does).
 
-    For a distributed ``cfg.launcher`` the process group is started first (:func:`init_distributed`).
+    For a distributed ``cfg.launcher`` the process group is started first (:func:`init_distributed`);
+    ``train_cfg`` may name its loop ``type`` and keep a ``by_epoch=True`` (:func:`check_train_cfg`).
     """
+    check_train_cfg(cfg)
     launcher = cfg.get('launcher') or 'none'
     if launcher != 'none':
         init_distributed(launcher, (cfg.get('env_cfg') or {}).get('dist_cfg'))

@@ -24,11 +24,12 @@ def _full_parameters(model: nn.Module) -> contextlib.AbstractContextManager:
 
 @HOOKS.register_module()
 class TunerCheckpointHook(Hook):
-    """Writes ``tuners_<epoch|iter>.safetensors``, ``tuners_latest.safetensors`` and, when ``save_best``
+    """Writes ``tuners_<epoch|iter>_N.safetensors``, ``tuners_latest.safetensors`` and, when ``save_best``
     names a metric, ``tuners_best.safetensors`` (plus a ``.json`` with the metric) into the work dir.
     The files hold the trainable tensors (with the model's trainable parts outside the backbone, such as dense
     task decoders, as ``owner.*``), the plan and the run's config (metadata ``config``). Only the main
-    process writes; under FSDP (FlexibleRunner) the shards are gathered first.
+    process writes; under FSDP (FlexibleRunner) the shards are gathered first. A ``tuners_<epoch|iter>_N`` file
+    lives as long as its Runner checkpoint: with ``CheckpointHook(max_keep_ckpts=K)`` the last K are kept.
     """
 
     priority = 'LOW'
@@ -48,13 +49,34 @@ class TunerCheckpointHook(Hook):
             return [save_tuners(tuned, Path(runner.work_dir) / name, extra={'config': runner.cfg.pretty_text},
                                 owner=model) for name in names]
 
+    def before_train(self, runner) -> None:
+        """A resumed run (iteration > 0 after loading) continues the best score of its ``tuners_best.json``, so it
+        replaces the best file only with a better one, also when the kill came after a validation the last
+        checkpoint does not include."""
+        record = Path(runner.work_dir) / 'tuners_best.json'
+        if self.save_best and runner.iter > 0 and record.is_file():
+            self.best = json.loads(record.read_text()).get(self.save_best)
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Called with the checkpoint about to be written (mmengine 0.10 has no hook after saving): by the main
         process under Runner, by every rank under FlexibleRunner. The tag follows the CheckpointHook's names."""
         meta = checkpoint.get('meta', {})
-        by_epoch = next((h.by_epoch for h in runner.hooks if isinstance(h, CheckpointHook)), True)
-        tag = f'epoch_{meta.get("epoch", runner.epoch)}' if by_epoch else f'iter_{meta.get("iter", runner.iter)}'
-        self._save(runner, f'tuners_{tag}.safetensors', 'tuners_latest.safetensors')
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        by_epoch = hook.by_epoch if hook is not None else True
+        prefix = 'epoch' if by_epoch else 'iter'
+        step = meta.get(prefix, runner.epoch if by_epoch else runner.iter)
+        self._save(runner, f'tuners_{prefix}_{step}.safetensors', 'tuners_latest.safetensors')
+        if hook is not None and hook.max_keep_ckpts > 0 and is_main_process():
+            self._prune(runner, prefix, {step, *runner.message_hub.get_info('keep_ckpt_ids', [])})
+
+    @staticmethod
+    def _prune(runner, prefix: str, kept_steps: set[int]) -> None:
+        """Delete ``tuners_<prefix>_<step>`` files of the Runner checkpoints the CheckpointHook no longer keeps
+        (its ``max_keep_ckpts``), this run's and an interrupted earlier part's; latest and best stay."""
+        kept = {f'tuners_{prefix}_{step}.safetensors' for step in kept_steps}
+        for path in Path(runner.work_dir).glob(f'tuners_{prefix}_*.safetensors'):
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if not self.save_best or not metrics:

@@ -82,7 +82,7 @@ def test_config_loads_and_matches_recipe(method, dataset):
     assert cfg.train_cfg.max_epochs == epochs
     linear, cosine = cfg.param_scheduler
     assert (linear.begin, linear.end) == (0, warmup)
-    assert (cosine.begin, cosine.end, cosine.T_max) == (warmup, epochs, epochs - warmup)
+    assert cosine.begin == warmup and 'end' not in cosine and 'T_max' not in cosine  # to train_cfg.max_epochs
     if dataset in gen.VTAB_TASKS:
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             assert cfg[loader].dataset.task == dataset, loader

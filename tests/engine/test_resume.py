@@ -1,12 +1,15 @@
 """Exact resume: a run interrupted mid-epoch and resumed from its Runner checkpoint (loaded with
-``weights_only=True``) ends with the same weights, losses and validation results as an uninterrupted run."""
+``weights_only=True``) ends with the same weights, losses and validation results as an uninterrupted run, also with
+random augmentation loaded by persistent dataloader workers."""
 import importlib
+import json
 
 import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from petl_vision.datasets.transforms import RandomAffine
 from tests.engine.tiny_run import build_runner, tiny_config, trainable_state
 
 safe_load_module = importlib.import_module('petl_vision.engine.safe_load')  # the package's `safe_load` is a function
@@ -38,29 +41,36 @@ def train(cfg, stop_after: int | None = None) -> tuple[Runner, CountSteps]:
     return runner, counter
 
 
-def interrupted_then_resumed(work_dir, loop: str, monkeypatch) -> tuple[Runner, CountSteps, list[str]]:
+# augmentation on: a random affine jitter per image, loaded by 2 persistent workers
+RUNS = {'plain': dict(), 'augmented': dict(augment=True, num_workers=2)}
+BEST = [dict(type='TunerCheckpointHook', save_best='accuracy/top1')]
+
+
+def interrupted_then_resumed(work_dir, loop: str, monkeypatch, **kwargs) -> tuple[Runner, CountSteps, list[str]]:
     """Killed at iteration 13 (mid-epoch 2, last checkpoint ``iter_10.pth``), then resumed with ``resume=True``
     (the work dir's latest checkpoint) in a fresh Runner."""
     with pytest.raises(Interrupt):
-        train(tiny_config(work_dir, train_cfg=dict(type=loop, max_epochs=2, val_interval=1)), stop_after=13)
+        train(tiny_config(work_dir, train_cfg=dict(type=loop, max_epochs=2, val_interval=1), **kwargs), stop_after=13)
     loaded = []
     real_safe_load = safe_load_module.safe_load
     monkeypatch.setattr(safe_load_module, 'safe_load', lambda path, *a: loaded.append(str(path)) or
                         real_safe_load(path, *a))
     runner, counter = train(tiny_config(work_dir, resume=True, train_cfg=dict(type=loop, max_epochs=2,
-                                                                              val_interval=1)))
+                                                                              val_interval=1), **kwargs))
     return runner, counter, loaded
 
 
-@pytest.fixture(scope='module')
-def straight(tmp_path_factory) -> Runner:
-    runner, counter = train(tiny_config(tmp_path_factory.mktemp('straight')))
+@pytest.fixture(scope='module', params=sorted(RUNS))
+def straight(request, tmp_path_factory) -> tuple[str, Runner]:
+    runner, counter = train(tiny_config(tmp_path_factory.mktemp('straight'), **RUNS[request.param]))
     assert counter.steps == MAX_ITERS
-    return runner
+    return request.param, runner
 
 
 def test_resumed_mid_epoch_run_equals_uninterrupted_run(straight, tmp_path, monkeypatch):
-    resumed, counter, loaded = interrupted_then_resumed(tmp_path, 'ResumableEpochBasedTrainLoop', monkeypatch)
+    kind, straight = straight
+    resumed, counter, loaded = interrupted_then_resumed(tmp_path, 'ResumableEpochBasedTrainLoop', monkeypatch,
+                                                        **RUNS[kind])
 
     assert loaded == [str(tmp_path / 'iter_10.pth')]  # through the weights_only loader
     assert counter.steps == MAX_ITERS - 10 and resumed.iter == MAX_ITERS and resumed.epoch == 2
@@ -83,3 +93,25 @@ def test_mmengine_epoch_loop_retrains_the_resumed_epoch(tmp_path, monkeypatch):
     batch, training batches 9 and 10 twice and making 8 steps instead of 6 (18 in all instead of 16)."""
     resumed, counter, _ = interrupted_then_resumed(tmp_path, 'EpochBasedTrainLoop', monkeypatch)
     assert counter.steps == 8 and resumed.iter == MAX_ITERS + 2
+
+
+def test_the_augmented_run_jitters_its_images_in_persistent_workers(straight):
+    """Guards the test above: its augmented run does draw random transforms, in workers."""
+    kind, runner = straight
+    loader, augmented = runner.train_dataloader, kind == 'augmented'
+    assert any(isinstance(t, RandomAffine) for t in loader.dataset.pipeline.transforms) == augmented
+    assert (loader.num_workers, loader.persistent_workers) == ((2, True) if augmented else (0, False))
+
+
+def test_resumed_run_replaces_the_best_tuner_file_only_with_a_better_one(tmp_path):
+    """The best score so far is the work dir's tuners_best.json, also after a resume (it was None, so the first
+    validation after a resume replaced a better file)."""
+    with pytest.raises(Interrupt):
+        train(tiny_config(tmp_path, custom_hooks=BEST), stop_after=13)
+    record = tmp_path / 'tuners_best.json'
+    record.write_text(json.dumps({**json.loads(record.read_text()), 'accuracy/top1': 100.0}))  # unbeatable
+    best = (tmp_path / 'tuners_best.safetensors').read_bytes()
+    resumed, _ = train(tiny_config(tmp_path, resume=True, custom_hooks=BEST))
+    assert resumed.iter == MAX_ITERS and resumed.message_hub.get_scalar('val/accuracy/top1').current() < 100.0
+    assert (tmp_path / 'tuners_best.safetensors').read_bytes() == best
+    assert json.loads(record.read_text())['accuracy/top1'] == 100.0

@@ -14,17 +14,23 @@ from mmengine.runner import FlexibleRunner, Runner
 from petl_vision import engine, setup_env
 
 
-def digits_loader(split: str, size: int, batch_size: int, shuffle: bool) -> dict:
-    return dict(batch_size=batch_size, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=shuffle),
-                collate_fn=dict(type='default_collate'),
+AUGMENT = dict(type='RandomAffine', degrees=15, translate=0.1, scale=(0.9, 1.1))  # the quick start's kind
+
+
+def digits_loader(split: str, size: int, batch_size: int, shuffle: bool, augment: bool = False,
+                  num_workers: int = 0) -> dict:
+    return dict(batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0,
+                sampler=dict(type='DefaultSampler', shuffle=shuffle), collate_fn=dict(type='default_collate'),
                 dataset=dict(type='SklearnDigits', split=split, img_size=32, indices=size,
-                             pipeline=[dict(type='PackInputs')]))
+                             pipeline=[AUGMENT, dict(type='PackInputs')] if augment else [dict(type='PackInputs')]))
 
 
 def tiny_config(work_dir: str | Path, *, batch_size: int = 8, train_size: int = 64, val_size: int = 45,
-                max_epochs: int = 2, checkpoint_every: int = 5, lr: float = 3e-3, **overrides) -> Config:
+                max_epochs: int = 2, checkpoint_every: int = 5, lr: float = 3e-3, augment: bool = False,
+                num_workers: int = 0, **overrides) -> Config:
     """Epoch-based run (``ResumableEpochBasedTrainLoop``), a Runner checkpoint every ``checkpoint_every``
-    iterations; ``overrides`` replace top-level keys (``optim_wrapper``, ``train_cfg``, ``strategy``, ...)."""
+    iterations; ``augment``: random affine jitter of the training images, loaded by ``num_workers`` persistent
+    workers; ``overrides`` replace top-level keys (``optim_wrapper``, ``train_cfg``, ``strategy``, ...)."""
     cfg = dict(
         default_scope='petl_vision',
         work_dir=str(work_dir),
@@ -36,7 +42,8 @@ def tiny_config(work_dir: str | Path, *, batch_size: int = 8, train_size: int = 
                                  embed_dim=64, depth=2, num_heads=2, num_classes=10),
                    plan=[dict(type='LoRA', targets='blocks.*.attn.qkv', rank=4, parts=['q', 'v'])],
                    trainable=['head']),
-        train_dataloader=digits_loader('train', train_size, batch_size, shuffle=True),
+        train_dataloader=digits_loader('train', train_size, batch_size, shuffle=True, augment=augment,
+                                       num_workers=num_workers),
         val_dataloader=digits_loader('val', val_size, 16, shuffle=False),
         val_evaluator=dict(type='Accuracy', topk=(1,)),
         train_cfg=dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1),

@@ -8,7 +8,8 @@ it) trained with: lr, weight decay, drop path, total batch size, epochs, warm-up
 smoothing, optimizer, and the ``source`` (repository + path, with the commit read) of every value.
 Edit the tables here and re-run; never edit the generated files. Values the sources leave unset are
 not set here either: the config then inherits the base config's value (batch size from
-``configs/_base_/datasets``, 100 epochs / 10 warm-up from ``configs/_base_/schedules``).
+``configs/_base_/datasets``, 100 epochs / 10 warm-up from ``configs/_base_/schedules``). The cosine schedule
+sets no end: it runs to ``train_cfg.max_epochs``, so ``--cfg-options train_cfg.max_epochs=N`` shortens a run.
 
 Batch sizes are the *total* batch of the source (per-GPU batch x GPUs); mmengine's ``batch_size`` is
 per GPU, so divide by the number of GPUs when training on several.
@@ -276,12 +277,12 @@ def render(method: str, dataset: str) -> str:
     else:
         lines.append(f"optim_wrapper = dict(optimizer=dict(lr={r['lr']!r}, weight_decay={r['weight_decay']!r}))")
     epochs, warmup = r.get('epochs', 100), r.get('warmup', 10)
-    lines += ['param_scheduler = [',
+    lines += ['# the cosine runs from the warm-up to train_cfg.max_epochs: that one key sets the length',
+              'param_scheduler = [',
               f"    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end={warmup}, "
               'convert_to_iter_based=True),',
-              f"    dict(type='CosineAnnealingLR', T_max={epochs - warmup}, eta_min=1e-8, by_epoch=True, "
-              f'begin={warmup}, end={epochs},',
-              '         convert_to_iter_based=True),',
+              f"    dict(type='CosineAnnealingLR', eta_min=1e-8, by_epoch=True, begin={warmup}, "
+              'convert_to_iter_based=True),',
               ']',
               f'train_cfg = dict(max_epochs={epochs})']
     train_loader = []
@@ -319,4 +320,6 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from petl_vision.cli import run_main  # user errors: one paragraph, exit 1; --debug: the traceback
+
+    run_main(main)

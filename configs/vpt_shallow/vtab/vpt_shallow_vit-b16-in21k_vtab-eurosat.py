@@ -7,10 +7,10 @@ _base_ = ['../../_base_/models/vit-b16-in21k.py', '../../_base_/datasets/vtab1k.
           '../../_base_/schedules/adamw_cosine_100e.py', '../../_base_/default_runtime.py']
 model = dict(plan='vpt_shallow', backbone=dict(num_classes=10), label_smoothing=0.0)
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))
+# the cosine runs from the warm-up to train_cfg.max_epochs: that one key sets the length
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=10, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=90, eta_min=1e-8, by_epoch=True, begin=10, end=100,
-         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-8, by_epoch=True, begin=10, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=100)
 train_dataloader = dict(batch_size=64, dataset=dict(task='eurosat'))
