@@ -82,4 +82,6 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from petl_vision.cli import run_main  # user errors: one paragraph, exit 1; --debug: the traceback
+
+    run_main(main)

@@ -167,4 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from petl_vision.cli import run_main  # user errors: one paragraph, exit 1; --debug: the traceback
+
+    run_main(main)

@@ -13,6 +13,7 @@ from safetensors.torch import save
 from timm.models import get_pretrained_cfg
 from torch import nn
 
+from petl_vision.cli import run_main
 from petl_vision.engine.safe_load import UnsafeCheckpointError
 from petl_vision.zoo import (ZOO, ChecksumMismatchError, IncompleteDownloadError, OfflineError,
                              UnpinnedChecksumWarning, ZooDownloadError, ZooEntry, cache_path, download, get_entry,
@@ -264,6 +265,6 @@ def test_zoo_tool_checks_sha256_on_a_cache_hit(server, monkeypatch, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(cache_path(url))
     monkeypatch.setattr('sys.argv', ['zoo.py', 'download', url, '--sha256', '0' * 64])
     with pytest.raises(SystemExit) as exit_:
-        zoo.main()
+        run_main(zoo.main)
     assert exit_.value.code == 1 and 'sha256 mismatch' in capsys.readouterr().err
     assert cache_path(url).read_bytes() == PAYLOAD
