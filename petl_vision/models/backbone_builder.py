@@ -7,6 +7,8 @@ from mmengine.logging import MMLogger
 from mmengine.runner import CheckpointLoader
 from torch import nn
 
+from .config_check import explain_backbone_error
+
 
 def build_timm_backbone(model: str, pretrained: str | bool | None = None, **kwargs: Any) -> nn.Module:
     """``timm.create_model(model, **kwargs)`` then pretrained weights:
@@ -18,7 +20,13 @@ def build_timm_backbone(model: str, pretrained: str | bool | None = None, **kwar
       ``load_pretrained``), with the head dropped where its shape differs.
     """
     use_timm = pretrained is True or pretrained == 'timm'
-    backbone = timm.create_model(model, pretrained=use_timm, **kwargs)
+    try:
+        backbone = timm.create_model(model, pretrained=use_timm, **kwargs)
+    except TypeError as err:
+        explained = explain_backbone_error(err, model)
+        if explained is None:
+            raise
+        raise explained from None
     if pretrained and not use_timm:
         load_backbone_weights(backbone, str(pretrained))
     return backbone

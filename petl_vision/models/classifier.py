@@ -14,9 +14,22 @@ from torch.nn import functional as F
 from ..registry import MODELS
 from ..tuners import apply_tuners, count_parameters
 from .backbone_builder import build_timm_backbone, pretrained_mean_std
+from .config_check import check_init_keys
+
+
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Raise ``ValueError`` naming ``num_classes`` and the labels' range when a label has no output of the head
+    (cross-entropy would fail with "Target 6 is out of bounds", or a device-side assert on CUDA)."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(f'labels of this batch span {low}..{high} but the head has num_classes={num_classes} '
+                         f'outputs (labels 0..{num_classes - 1}): set num_classes to the number of classes of the '
+                         'data (--cfg-options num_classes=N where the dataset base declares it, else '
+                         'model.backbone.num_classes=N)')
 
 
 @MODELS.register_module()
+@check_init_keys
 class ImageClassifier(BaseModel):
     """Args:
         backbone: kwargs of :func:`build_timm_backbone` (``model``, ``pretrained``, ``num_classes``, timm kwargs).
@@ -28,6 +41,9 @@ class ImageClassifier(BaseModel):
 
     def __init__(self, backbone: dict[str, Any], plan: str | list[dict] = 'linear', trainable=('head',),
                  label_smoothing: float = 0.0, data_preprocessor: dict | None = None, init_cfg=None):
+        if 'num_classes' in backbone and backbone['num_classes'] is None:
+            raise ValueError('model.backbone.num_classes is None: set it to the number of classes of the data '
+                             '(--cfg-options num_classes=N, e.g. the number of class folders of an ImageFolder)')
         net = build_timm_backbone(**backbone)
         mean, std = pretrained_mean_std(net)
         preprocessor = {'type': 'ImgDataPreprocessor', 'mean': mean, 'std': std, **(data_preprocessor or {})}
@@ -48,9 +64,12 @@ class ImageClassifier(BaseModel):
         if mode == 'tensor':
             return logits
         if mode == 'loss':
+            check_labels(data_samples, logits.shape[-1])
             return {'loss': F.cross_entropy(logits, data_samples, label_smoothing=self.label_smoothing)}
         if mode == 'predict':
             scores = logits.float().softmax(-1)
+            if data_samples is not None:
+                check_labels(data_samples, logits.shape[-1])
             labels = data_samples.tolist() if data_samples is not None else [None] * len(scores)
             return [{'pred_score': s, 'pred_label': int(s.argmax()), 'gt_label': y} for s, y in zip(scores, labels)]
         raise ValueError(f'mode must be "loss", "predict" or "tensor", got {mode!r}')

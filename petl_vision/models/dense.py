@@ -22,6 +22,7 @@ from ..registry import MODELS
 from ..tuners import apply_tuners, get_tuner_cls, tuned_ops, tuner_context
 from ..tuners.presets import resolve_plan
 from .backbone_builder import build_timm_backbone, pretrained_mean_std
+from .config_check import check_init_keys
 
 # output channels of each task besides the segmentation tasks' class counts
 FIXED_OUTPUTS = {'sal': 1, 'normals': 3, 'depth': 1}
@@ -72,6 +73,7 @@ def fill_tasks(plan: list[dict], tasks: Sequence[str]) -> list[dict]:
 
 
 @MODELS.register_module()
+@check_init_keys
 class MultiTaskDenseModel(BaseModel):
     """Args:
         backbone: kwargs of :func:`build_timm_backbone` (``model``, ``pretrained``, ``img_size``, timm kwargs);

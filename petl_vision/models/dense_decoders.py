@@ -12,9 +12,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..registry import MODELS
+from .config_check import check_init_keys
 
 
 @MODELS.register_module()
+@check_init_keys
 class MultiScaleHead(nn.Module):
     """Args:
         in_channels: channels of the backbone's stage maps, finest first (Swin-T: 96, 192, 384, 768).

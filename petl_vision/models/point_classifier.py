@@ -15,6 +15,7 @@ from ..backbones.point_transformer import PointTransformer, load_point_checkpoin
 from ..registry import MODELS
 from ..tuners import apply_tuners
 from .classifier import ImageClassifier
+from .config_check import check_init_keys
 
 
 @MODELS.register_module()
@@ -44,6 +45,7 @@ def build_point_backbone(pretrained: str | None = None, **kwargs: Any) -> PointT
 
 
 @MODELS.register_module()
+@check_init_keys
 class PointClassifier(ImageClassifier):
     """Args:
         backbone: :class:`PointTransformer` kwargs plus ``pretrained`` (a checkpoint path or ``zoo://`` name).

@@ -167,3 +167,16 @@ def test_sample_is_uniform_without_replacement():
     assert torch.allclose(counts / 2000, torch.full((10,), 0.4), atol=0.04)
     with pytest.raises(ValueError, match='got a cloud of 10 points'):
         PointsSample(11)({'inputs': pts})
+
+
+def test_scanobjectnn_h5_without_label_names_the_file_keys_and_layout(tmp_path):
+    path = tmp_path / 'main_split' / 'test_objectdataset.h5'
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, 'w') as f:  # as some converters write it: the labels under another name
+        f['data'] = np.zeros((2, 16, 3), dtype=np.float32)
+        f['labels'] = np.zeros(2, dtype=np.int64)
+    with pytest.raises(ValueError) as err:
+        ScanObjectNN(str(tmp_path), variant='OBJ_BG', split='test')
+    message = str(err.value)
+    assert f"{path} has no ['label'] (found ['data', 'labels'])" in message
+    assert "'data' (S, 2048, 3) float points and 'label' (S,)" in message
