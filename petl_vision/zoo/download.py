@@ -192,7 +192,7 @@ def _download_hub(entry: ZooEntry, sha256: str | None, progress: bool) -> Path:
         if digest != expected:
             raise ChecksumMismatchError(
                 f'{path} ({entry.hub_repo}/{entry.hub_file}): sha256 mismatch: expected {expected}, got {digest}. '
-                f'Delete it from the Hugging Face cache (`hf cache rm {entry.hub_repo}` or remove {path} and the '
+                f'Delete it from the Hugging Face cache (`hf cache rm model/{entry.hub_repo}` or remove {path} and the '
                 f'blob it links to) and download it again.')
     elif reported is None:
         _warn_unpinned(path, file_sha256(path))
