@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from petl_vision.benchmark import (BenchConfig, fewshot_table, markdown_report, plot_ratios,  # noqa: E402
                                    run_benchmark, time_fewshot, write_json)
+from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,7 +35,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--device', choices=['cpu', 'cuda'], default=d.device)
     p.add_argument('--rounds', type=int, default=d.rounds, help='timed interleaved rounds (median reported)')
     p.add_argument('--warmup', type=int, default=d.warmup, help='untimed rounds first')
-    p.add_argument('--threads', type=int, help='torch CPU threads (1 gives steadier timings on a busy machine)')
+    p.add_argument('--threads', type=int, help='torch CPU threads (1 gives steadier timings on a busy machine; '
+                   'default: PETL_VISION_THREADS, OMP_NUM_THREADS, else half the CPUs this process may use, at most 8)')
     p.add_argument('--grad-checkpointing', action='store_true',
                    help="timm's gradient checkpointing of the frozen blocks (left off where a tuner wraps the stack)")
     p.add_argument('--no-peft', action='store_true', help='leave HF PEFT LoRA out even when installed')
@@ -51,22 +53,19 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     a = parse_args()
+    threads = set_torch_threads(a.threads)  # also passed on to the peak-memory child processes
     if a.json:
         a.markdown = a.markdown or a.json.with_suffix('.md')
         a.plot = a.plot or a.json.with_suffix('.png')
     cfg = BenchConfig(model=a.model, presets=a.presets, batch_size=a.batch_size, img_size=a.img_size,
                       num_classes=a.num_classes, dtype=a.dtype, device=a.device, rounds=a.rounds, warmup=a.warmup,
-                      peft=not a.no_peft, threads=a.threads, grad_checkpointing=a.grad_checkpointing)
+                      peft=not a.no_peft, threads=threads, grad_checkpointing=a.grad_checkpointing)
     if a.fewshot_only and not a.fewshot:
         raise SystemExit('--fewshot-only needs --fewshot METHOD ...')
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     report = {} if a.fewshot_only else run_benchmark(cfg, log=log)
     text = '' if a.fewshot_only else markdown_report(report)
     if a.fewshot:
-        if a.threads:
-            import torch
-
-            torch.set_num_threads(a.threads)
         log(f'few-shot episodes: {", ".join(a.fewshot)}')
         report['fewshot'] = time_fewshot(a.model, a.fewshot, img_size=a.img_size, k_shot=a.fewshot_shots,
                                          steps=a.fewshot_steps, rounds=a.rounds, device=a.device)

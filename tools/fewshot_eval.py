@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', type=Path, help='JSON file of the results')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PETL_VISION_THREADS, '
+                        'OMP_NUM_THREADS, else half the CPUs this process may use, at most 8)')
     args = parser.parse_args(argv)
     if args.config:
         from mmengine.config import Config
@@ -201,6 +203,7 @@ def plot_domains(results: dict, datasets: list[str], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    setup_env.set_torch_threads(args.threads)
     results = evaluate(args)
     print_table(results, args.dataset)
     if args.out:

@@ -12,6 +12,9 @@ delta_m-vs-parameters plot. delta_m is measured against the suite's single-task 
 (configs with ``suite = dict(single_task=True)``) and, for tasks the suite has no single-task run of,
 ``--single-task-baselines FILE``; a row gets delta_m only when every one of its tasks has a baseline. The
 single-task results are written as ``single_task_baselines_<dataset>.json`` for reuse.
+
+The console shows a progress bar, one result line per run and the tables; each run's full mmengine log is in its
+work dir (``--verbose`` prints it too). Torch threads: ``--threads``, else ``petl_vision.runtime_threads``' rule.
 """
 import argparse
 import json
@@ -19,12 +22,14 @@ import time
 from pathlib import Path
 
 from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from petl_vision.analysis import DenseRow, SuiteRow, add_delta_m, single_task_baselines, write_dense_results, \
     write_results
 from petl_vision.evaluation.dense import load_single_task_baselines
-from petl_vision.setup_env import register_all_modules
+from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads
 from petl_vision.tuners import load_tuners
 
 DENSE_PREFIX = 'dense/'
@@ -39,13 +44,30 @@ def expand(paths: list[str]) -> list[Path]:
     return configs
 
 
-def run_one(config: Path, work_dir: Path, options: dict | None) -> SuiteRow | DenseRow:
+class ProgressHook(Hook):
+    """Advances a rich progress task by one per training iteration of the run."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, progress: Progress, task: int, name: str) -> None:
+        self.progress, self.task, self.name = progress, task, name
+
+    def before_train(self, runner) -> None:
+        self.progress.reset(self.task, total=runner.max_iters, description=self.name, visible=True)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.progress.advance(self.task)
+
+
+def run_one(config: Path, work_dir: Path, options: dict | None, hooks: tuple[Hook, ...] = ()) -> SuiteRow | DenseRow:
     cfg = Config.fromfile(str(config))
     if options:
         cfg.merge_from_dict(options)
     cfg.work_dir = str(work_dir / config.stem)
     cfg.experiment_name = config.stem
     runner = Runner.from_cfg(cfg)
+    for hook in hooks:
+        runner.register_hook(hook)
     start = time.perf_counter()
     runner.train()
     seconds = time.perf_counter() - start
@@ -78,17 +100,56 @@ def dense_baselines(rows: list[DenseRow], path: str | None) -> dict[str, dict[st
     return {d: {**given, **measured.get(d, {})} for d in {r.dataset for r in rows}}
 
 
-def main() -> None:
+def result_line(row: SuiteRow | DenseRow) -> str:
+    """One line per finished run: its accuracy (or dense metrics), trainable parameters and training time."""
+    if isinstance(row, DenseRow):
+        scores = ', '.join(f'{k} {v:.2f}' for k, v in row.metrics.items())
+        return f'{row.method}: {row.split} {scores}; {row.trainable:,} trainable; {row.train_seconds:.0f} s'
+    scores = ', '.join(f'{split} top-1 {v:.2f}' for split, v in (('val', row.val_top1), ('test', row.test_top1))
+                       if v is not None)
+    return f'{row.method}: {scores or "no evaluation"}; {row.trainable:,} trainable (no head); ' \
+           f'{row.train_seconds:.0f} s'
+
+
+def run_all(configs: list[Path], work_dir: Path, options: dict | None, show_progress: bool) -> list:
+    """Train every config under a progress bar, printing a result line as each finishes."""
+    columns = (TextColumn('{task.description}'), BarColumn(), MofNCompleteColumn(), TextColumn('it'),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    rows = []
+    with Progress(*columns, transient=True, disable=not show_progress) as progress:
+        task = progress.add_task('', total=None, visible=False)
+        for i, config in enumerate(configs, 1):
+            name = f'[{i}/{len(configs)}] {config.stem}'
+            rows.append(run_one(config, work_dir, options, (ProgressHook(progress, task, name),)))
+            progress.console.print(f'[{i}/{len(configs)}] {result_line(rows[-1])}', highlight=False)
+    return rows
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('configs', nargs='+', help='config files or folders of configs')
     parser.add_argument('--work-dir', default='work_dirs/suite')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='applied to every config')
     parser.add_argument('--single-task-baselines', help='JSON/YAML of single-task results for the dense tasks the '
                         'suite has no single-task run of (e.g. a previous suite\'s file)')
+    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PETL_VISION_THREADS, '
+                        'OMP_NUM_THREADS, else half the CPUs this process may use, at most 8)')
+    parser.add_argument('--verbose', action='store_true', help="print mmengine's full log (always in each work dir)")
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args()
+    try:
+        set_torch_threads(args.threads)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     register_all_modules()
     work_dir = Path(args.work_dir)
-    rows = [run_one(c, work_dir, args.cfg_options) for c in expand(args.configs)]
+    with console_log_level('INFO' if args.verbose else 'WARNING'):
+        rows = run_all(expand(args.configs), work_dir, args.cfg_options, not args.no_progress)
     outputs = []
     classification = [r for r in rows if isinstance(r, SuiteRow)]
     if classification:
