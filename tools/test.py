@@ -30,6 +30,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    setup_env.set_torch_threads()  # PETL_VISION_THREADS / OMP_NUM_THREADS, else half the CPUs (at most 8)
     setup_env.register_all_modules()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
