@@ -24,8 +24,8 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Attention, Block
 from torch import nn
 
-from .point_ops import group
-from .spec import BackboneSpec
+from ..ops.point_ops import group
+from ..tuners.descriptor import BackboneSpec
 from .vit import vit_attend, vit_project_kv
 
 
@@ -207,7 +207,7 @@ class PointTransformer(nn.Module):
         op, so ``token_ops``/``bypass_ops`` are None (VPT prompts join each attention's keys/values); with
         ``pos_every_block=False`` (DAPT) the stack is called as one Sequential and tokens may be inserted.
         SSF's stem is the tokenizer output (B, G, C), as DAPT's scale/shift."""
-        stack = None if self.pos_every_block else 'blocks'
+        stack = None if self.pos_every_block else 'blocks.*'
         return BackboneSpec(
             name='point', blocks='blocks.*', token_ops=stack, num_prefix_tokens=self.num_prefix_tokens,
             attention_types=(Attention,), attend=vit_attend, project_kv=vit_project_kv,

@@ -9,15 +9,14 @@ feature vector (``feature_op``). Stages are named ``layer1`` .. ``layer4`` as in
 from timm.models.resnet import ResNet
 from torch import nn
 
-from .spec import BackboneSpec
+from ..tuners.descriptor import BackboneSpec, register_descriptor
+from ..tuners.tuned_op import TunedOp
 
 STAGES = ('layer1', 'layer2', 'layer3', 'layer4')
 
 
 def _untuned(module: nn.Module) -> nn.Module:
     """The frozen op inside a ``TunedOp`` (the descriptor also describes tuned models)."""
-    from ..tuners.tuned_op import TunedOp
-
     return module.base if isinstance(module, TunedOp) else module
 
 
@@ -27,6 +26,7 @@ def _spatial_convs(block: nn.Module) -> list[str]:
     return [n for n, m in children if isinstance(m, nn.Conv2d) and max(m.kernel_size) > 1]
 
 
+@register_descriptor(ResNet)
 def resnet_spec(model: ResNet) -> BackboneSpec:
     stages = [_untuned(getattr(model, s)) for s in STAGES if hasattr(model, s)]
     blocks = [b for stage in stages for b in stage]

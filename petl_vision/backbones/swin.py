@@ -8,7 +8,7 @@ from timm.models.swin_transformer import SwinTransformer, WindowAttention
 from torch import nn
 from torch.nn import functional as F
 
-from .spec import BackboneSpec, pad_attn_bias, split_heads
+from ..tuners.descriptor import BackboneSpec, pad_attn_bias, register_descriptor, split_heads
 
 
 def _heads(attn: nn.Module) -> int:
@@ -31,6 +31,9 @@ def swin_attend(attn: nn.Module, x: torch.Tensor, k_extra: torch.Tensor, v_extra
 
     Extra keys get zero relative-position bias and are never masked (every window sees them).
     """
+    if type(attn) is not WindowAttention:
+        raise TypeError(f'prompts/prefixes on {type(attn).__name__} are not supported (its forward differs from timm '
+                        "WindowAttention's); put the tuner on its qkv/proj Linear layers")
     B_, N, _ = x.shape
     H = attn.num_heads
     q, k, v = attn.qkv(x).reshape(B_, N, 3, H, -1).permute(2, 0, 3, 1, 4)  # 3 x (B_, H, N, D)
@@ -47,6 +50,7 @@ def swin_attend(attn: nn.Module, x: torch.Tensor, k_extra: torch.Tensor, v_extra
     return attn.proj_drop(attn.proj(y))
 
 
+@register_descriptor(SwinTransformer)
 def swin_spec(model: SwinTransformer) -> BackboneSpec:
     patch = model.patch_embed.patch_size
     return BackboneSpec(
@@ -55,4 +59,4 @@ def swin_spec(model: SwinTransformer) -> BackboneSpec:
         stem='patch_embed.proj', final_norm='norm', extra_norms=('patch_embed.norm', 'layers.*.downsample.norm'),
         extra_linears=('layers.*.downsample.reduction',),
         # stages change width, so the bypass follows the last stage (earlier ones stay frozen and grad-free)
-        bypass_ops=f'layers.{len(model.layers) - 1}.blocks')
+        bypass_ops=f'layers.{len(model.layers) - 1}.blocks.*')

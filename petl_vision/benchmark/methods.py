@@ -72,14 +72,10 @@ def build_method(name: str, model_name: str, img_size: int, num_classes: int, se
 def set_grad_checkpointing(model: nn.Module) -> str:
     """Turn on timm's gradient checkpointing of the block stack; returns ``'on'`` or why it stays off.
 
-    timm checkpoints ``blocks`` by iterating over it (``checkpoint_seq``). Where a tuner wraps the whole stack
-    (VPT-shallow's prompts, Bypass) that iteration reaches the frozen blocks without the tuner, so the model
-    would silently train without it: we leave checkpointing off there (Bypass keeps no backbone activations
-    anyway).
+    timm checkpoints ``blocks`` by iterating over it (``checkpoint_seq``); no tuner wraps a container (VPT-shallow
+    and Bypass sit on every block and carry their state with the activations), so every preset is checkpointed
+    with its tuners.
     """
-    stacks = [t.op.name for t in tuned_ops(model) if isinstance(t.base, (nn.Sequential, nn.ModuleList))]
-    if stacks:
-        return f'off: a tuner wraps the block stack {stacks[0]!r}'
     if not hasattr(model, 'set_grad_checkpointing'):
         return f'off: {type(model).__name__} has no set_grad_checkpointing'
     model.set_grad_checkpointing(True)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from petl_vision.fewshot.prototypes import cosine_logits, prototype_loss, prototypes
-from petl_vision.tuners.api import tuned_ops
+from petl_vision.tuners import tuned_ops
 
 Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, float]]
 """``objective(support_features (S, D), support_labels (S,)) -> (loss, support accuracy)``."""

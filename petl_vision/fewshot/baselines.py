@@ -16,7 +16,7 @@ from petl_vision.backbones import describe
 from petl_vision.fewshot.adaptation import (SupportSchedule, fit_support, predict_by_prototypes, prototype_objective,
                                             tuner_parameters)
 from petl_vision.fewshot.evaluator import embed
-from petl_vision.fewshot.prolad import reset_tuners
+from petl_vision.tuners import reset_tuners
 from petl_vision.fewshot.prototypes import prototypes
 from petl_vision.tuners import apply_tuners, tuned_ops
 from petl_vision.tuners.prolad import PreClassifierAlignment, TA

@@ -26,8 +26,8 @@ from petl_vision.fewshot.adaptation import (FitResult, SupportSchedule, fit_supp
 from petl_vision.fewshot.evaluator import embed
 from petl_vision.fewshot.prolad_losses import Pairs, distillation_loss, prolad_coefficient, stage2_loss
 from petl_vision.fewshot.prototypes import prototype_loss
-from petl_vision.tuners import apply_tuners, set_tuners_enabled, tuned_ops
-from petl_vision.tuners.prolad import TAN, PreClassifierAlignment, TA, set_active
+from petl_vision.tuners import apply_tuners, reset_tuners, set_tuners_active, set_tuners_enabled, tuned_ops
+from petl_vision.tuners.prolad import PreClassifierAlignment, TA, TAN
 
 PROLAD_TUNERS = ('ta', 'tan', 'beta_ta', 'beta_tan')
 
@@ -48,16 +48,6 @@ def prolad_plan(model: nn.Module, ta_targets: str | list[str] | None = None,
 def attach_prolad(model: nn.Module, **targets) -> nn.Module:
     """``apply_tuners(model, prolad_plan(model, **targets))``; ``model`` maps images to features (no head)."""
     return apply_tuners(model, prolad_plan(model, **targets))
-
-
-def reset_tuners(model: nn.Module, names: tuple[str, ...]) -> None:
-    """Re-initialise the tuners called ``names`` and reset TAN's episode statistics (start of an episode)."""
-    for op in tuned_ops(model):
-        for name, tuner in op.tuners.items():
-            if name in names:
-                tuner.reset_parameters()
-                if isinstance(tuner, TAN):
-                    tuner.reset_statistics()
 
 
 @dataclass
@@ -129,8 +119,8 @@ class ProLAD:
         """``'ta'``: TA and beta_ta; ``'tan'``: TA, TAN and beta_tan."""
         if mode not in ('ta', 'tan'):
             raise ValueError(f"ProLAD mode is 'ta' or 'tan', got {mode!r}")
-        set_active(self.model, ('tan', 'beta_tan'), mode == 'tan')
-        set_active(self.model, ('beta_ta',), mode == 'ta')
+        set_tuners_active(self.model, ('tan', 'beta_tan'), mode == 'tan')
+        set_tuners_active(self.model, ('beta_ta',), mode == 'ta')
 
     def stage1(self, support_x: torch.Tensor, support_y: torch.Tensor) -> FitResult:
         self.set_mode('ta')

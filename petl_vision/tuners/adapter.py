@@ -15,6 +15,7 @@ from torch import nn
 
 from .base import OpInfo, Tuner
 from .config import TunerConfig
+from .layers import BottleneckMLP
 from .registry import register_tuner
 
 ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU, 'swish': nn.SiLU, 'identity': nn.Identity}
@@ -36,21 +37,17 @@ class AdapterConfig(TunerConfig):
 
 
 @register_tuner
-class Adapter(Tuner):
+class Adapter(BottleneckMLP, Tuner):
     type_name = 'Adapter'
     config_cls = AdapterConfig
 
     def __init__(self, config: AdapterConfig, op: OpInfo):
         super().__init__(config, op)
-        self.placement = config.placement
         width = op.out_features if config.placement == 'sequential' else op.in_features
         if config.placement == 'parallel' and op.in_features != op.out_features:
             raise ValueError(f'a parallel adapter on {op.name!r} needs equal input and output widths '
                              f'({op.in_features} != {op.out_features}); use placement="sequential"')
-        self.down = nn.Linear(width, config.dim)
-        self.act = ACTIVATIONS[config.act]()
-        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        self.up = nn.Linear(config.dim, op.out_features)
+        self.build_bottleneck(width, config.dim, op.out_features, ACTIVATIONS[config.act](), config.dropout)
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.down.bias)
         nn.init.zeros_(self.up.weight)
@@ -62,7 +59,7 @@ class Adapter(Tuner):
         return f'{spec.blocks}.mlp'
 
     def update(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.drop(self.act(self.down(x)))) * self.config.scale
+        return self.bottleneck(x) * self.config.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., C) channels last."""
@@ -84,7 +81,6 @@ class Adapter(Tuner):
 
     def merge(self, base: nn.Linear) -> None:
         M, c = self._affine()
-        self._saved_weight, self._saved_bias = base.weight.clone(), None if base.bias is None else base.bias.clone()
         if self.placement == 'parallel':  # W x + b + M x + c
             base.weight += M
             new_bias = c
@@ -92,14 +88,6 @@ class Adapter(Tuner):
             base.weight.copy_(base.weight + M @ base.weight)
             new_bias = c + (M @ base.bias if base.bias is not None else 0)
         _add_bias(base, new_bias)
-
-    def unmerge(self, base: nn.Linear) -> None:
-        base.weight.copy_(self._saved_weight)
-        if self._saved_bias is None:
-            base.bias = None
-        else:
-            base.bias.copy_(self._saved_bias)
-        del self._saved_weight, self._saved_bias
 
 
 def _add_bias(base: nn.Linear, extra: torch.Tensor) -> None:

@@ -1,10 +1,7 @@
 """Tuner base classes and the description of the operation a tuner is attached to.
 
-Placements (U-Tuning):
-- ``parallel``:   ``O(x) + U(x)``      (the tuner scales its own output)
-- ``sequential``: ``U(O(x))``          (U includes its own residual where the method has one)
-- ``prompt``:     ``O([P; x])``        (prompt tokens or key/value prefixes; P dropped after O)
-- ``bypass``:     a side network on O's detached inner features replaces O's output (Res-Tuning-Bypass)
+Placements (:mod:`.placement`): ``parallel`` ``O(x) + U(x)``, ``sequential`` ``U(O(x))``, ``prompt``
+``O([P; x])`` and ``side`` (a side network along a chain of ops, Res-Tuning-Bypass).
 """
 import dataclasses
 from typing import ClassVar
@@ -12,12 +9,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..backbones.spec import BackboneSpec
 from .config import TunerConfig
+from .descriptor import BackboneSpec
+from .placement import Placement
 
-PLACEMENTS = ('parallel', 'sequential', 'prompt')
-_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 @dataclasses.dataclass
@@ -35,12 +32,18 @@ class OpInfo:
     channel_dim: int
     spec: BackboneSpec
     num_heads: int | None = None
-    depth: int | None = None  # number of blocks, for a Sequential of blocks of one width (bypass targets)
+    index: int = 0  # position of this op among the ops its plan entry matched (chains: VPT-shallow, bypass)
+    count: int = 1  # how many ops the entry matched
     kernel_size: tuple[int, ...] = ()  # conv ops: O's kernel and stride (a parallel conv tuner matches O's grid)
     stride: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, name: str, module: nn.Module, spec: BackboneSpec) -> 'OpInfo':
+        if isinstance(module, _CONTAINERS):
+            raise ValueError(f'{name!r} is a {type(module).__name__} of {len(module)} modules: a tuner cannot wrap a '
+                             "container, because code that iterates it (timm's checkpoint_seq, forward_intermediates, "
+                             f'prune_intermediate_layers) would run its blocks without the tuner; target its blocks '
+                             f'instead ({name}.*)')
         if isinstance(module, nn.Linear):
             return cls(name, 'linear', module.in_features, module.out_features, -1, spec)
         if isinstance(module, _CONVS):
@@ -62,32 +65,65 @@ class OpInfo:
         d_out = getattr(last, 'out_features', None) or last.out_channels
         if spec.is_attention(module):
             return cls(name, 'attention', d_in, d_out, -1, spec, num_heads=spec.num_heads(module))
-        depth = len(module) if isinstance(module, nn.Sequential) and d_in == d_out else None
-        return cls(name, 'module', d_in, d_out, spec.channel_dim, spec, depth=depth)
+        return cls(name, 'module', d_in, d_out, spec.channel_dim, spec)
 
 
 class Tuner(nn.Module):
     """A trainable module attached to a frozen operation.
 
-    Subclasses set ``type_name`` (the plan's ``type``), ``config_cls``, and implement ``forward``:
+    Subclasses set ``type_name`` (the plan's ``type``), ``config_cls``, ``placement`` and implement ``forward``:
     for ``parallel`` it returns the (scaled) update ``U(x)`` added to ``O(x)``, for ``sequential``
-    the transformed output ``U(O(x))``. Prompt tuners implement ``prompt`` instead.
+    the transformed output ``U(O(x))``. Prompt tuners implement ``prompt``, side tuners ``side`` instead.
+    Mergeable tuners implement ``merge(base)``; unmerging is the core's (``TunedOp`` restores what each merge
+    changed, last merged first), so no tuner writes an inverse. ``reset()`` returns a tuner to its state when it
+    was attached (few-shot episodes); override it where a method re-draws its initialisation instead.
     """
 
     type_name: ClassVar[str]
     config_cls: ClassVar[type[TunerConfig]] = TunerConfig
-    placement: str = 'parallel'
+    placement: Placement = Placement.PARALLEL
     # the tuned model equals the frozen one at initialisation (checked by the generic suite)
     identity_at_init: ClassVar[bool] = True
     # keys this tuner reads from the conditioning context (``tuner_context(task=...)``); a model runs the
     # backbone once per value where any tuner reads ``task``
     context_keys: ClassVar[tuple[str, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.placement = Placement.of(cls.placement, cls.__name__)
+
     def __init__(self, config: TunerConfig, op: OpInfo):
         super().__init__()
         self.config = config
         self.op_name = op.name
-        self.merged = False
+        self.tuner_name = config.name or getattr(type(self), 'type_name', type(self).__name__).lower()
+        self.placement = Placement.of(getattr(config, 'placement', None) or type(self).placement, type(self).__name__)
+        self.chain_index, self.chain_length = op.index, op.count
+        self._initial_state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def chain_key(self) -> str:
+        """Identifies the chain of ops this tuner's plan entry matched (the carried values of :mod:`.carry`)."""
+        return self.tuner_name
+
+    @property
+    def first_in_chain(self) -> bool:
+        return self.chain_index == 0
+
+    @property
+    def last_in_chain(self) -> bool:
+        return self.chain_index == self.chain_length - 1
+
+    def remember_initial_state(self) -> None:
+        """Called when attached: what :meth:`reset` returns to."""
+        self._initial_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def reset(self) -> None:
+        """Return to the state at attach time (parameters and buffers)."""
+        if self._initial_state is None:
+            raise RuntimeError(f'{type(self).__name__} on {self.op_name!r} was never attached; nothing to reset to')
+        with torch.no_grad():
+            self.load_state_dict(self._initial_state)
 
     @classmethod
     def default_targets(cls, spec: BackboneSpec) -> str | list[str]:
@@ -117,23 +153,27 @@ class Tuner(nn.Module):
         return f'{type(self).__name__} adds computation that has no equivalent in the frozen weights'
 
     def merge(self, base: nn.Module) -> None:
-        raise RuntimeError(self.mergeable_reason(base))
-
-    def unmerge(self, base: nn.Module) -> None:
+        """Fold this tuner into ``base``'s weights in place (``TunedOp`` saved them first, for unmerge)."""
         raise RuntimeError(self.mergeable_reason(base))
 
 
 class PromptTuner(Tuner):
-    """A tuner that feeds extra tokens into O. ``prompt(batch)`` returns one of:
+    """A tuner that feeds extra tokens into O. ``prompt(batch, carried)`` returns one of:
 
     - ``('tokens', P)``: P (B, L, C) tokens, inserted into a token sequence after the prefix tokens (or,
       for an attention op, projected to keys/values by the frozen projection);
     - ``('kv', (K, V))``: keys and values (B, heads, L, head_dim), only for attention ops.
+
+    A prompt with ``carries = True`` (VPT-shallow) is not dropped after O: O's output at the prompt positions is
+    handed to the same tuner on the next op of its chain as ``carried`` (:mod:`.carry`), so the prompt flows
+    through the blocks while every block's visible output keeps its length.
     """
 
-    placement = 'prompt'
+    placement = Placement.PROMPT
+    carries: bool = False
 
-    def prompt(self, batch: int) -> tuple[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    def prompt(self, batch: int, carried: torch.Tensor | None = None
+               ) -> tuple[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
 
     def mergeable_reason(self, base: nn.Module) -> str | None:

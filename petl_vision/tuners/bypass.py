@@ -5,7 +5,10 @@ The frozen block stack runs as usual; a bypass network reads its *detached* feat
     h_0 = x_0.detach()                                  (input of the first block)
     h_i = lateral_i(x_i.detach()) + vertical_i(h_{i-1})  (x_i: output of block i)
 
-and ``h_L`` replaces the stack's output. Lateral and vertical tuners are residual adapters
+and ``h_L`` replaces the stack's output. One ``Bypass`` tuner sits on each block (a *side* placement): block i's
+tuned op computes h_i and hands it to block i + 1 with the activations (:mod:`.carry`); the last block returns
+h_L. No tuner wraps the stack, so code that iterates the blocks (checkpointing, ``forward_intermediates``) runs the
+bypass too; the blocks before the last give their frozen outputs, as in the method. Lateral and vertical tuners are residual adapters
 ``z + up(GELU(down(z)))`` (Xavier init, as the authors' ms-swift ``ResAdapter``). No gradient flows
 into the backbone, so its activations are never kept for backward: training memory and time drop to
 about those of inference plus the small bypass.
@@ -17,15 +20,17 @@ from torch import nn
 
 from .base import OpInfo, Tuner
 from .config import TunerConfig
+from .layers import BottleneckMLP
+from .placement import Placement
 from .registry import register_tuner
 
 
-class ResAdapter(nn.Module):
+class ResAdapter(BottleneckMLP, nn.Module):
     """``z + up(GELU(down(z)))``; z: (..., C)."""
 
     def __init__(self, dim: int, hidden: int, zero_init: bool = False):
         super().__init__()
-        self.down, self.act, self.up = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        self.build_bottleneck(dim, hidden, dim, nn.GELU())
         for layer in (self.down, self.up):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.normal_(layer.bias, std=1e-6)
@@ -34,7 +39,7 @@ class ResAdapter(nn.Module):
             nn.init.zeros_(self.up.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z + self.up(self.act(self.down(z)))
+        return z + self.bottleneck(z)
 
 
 @dataclasses.dataclass
@@ -47,29 +52,27 @@ class BypassConfig(TunerConfig):
 class Bypass(Tuner):
     type_name = 'Bypass'
     config_cls = BypassConfig
-    placement = 'bypass'
+    placement = Placement.SIDE
     identity_at_init = False
 
     def __init__(self, config: BypassConfig, op: OpInfo):
         super().__init__(config, op)
         self.check_op(op)
-        self.depth = op.depth
-        last = [i == op.depth - 1 and config.zero_init_last for i in range(op.depth)]
-        self.lateral = nn.ModuleList(ResAdapter(op.out_features, config.dim, z) for z in last)
-        self.vertical = nn.ModuleList(ResAdapter(op.out_features, config.dim, z) for z in last)
+        zero = config.zero_init_last and self.last_in_chain
+        self.lateral = ResAdapter(op.out_features, config.dim, zero)
+        self.vertical = ResAdapter(op.out_features, config.dim, zero)
 
     @classmethod
     def default_targets(cls, spec):
         return spec.bypass_ops
 
     def check_op(self, op: OpInfo) -> None:
-        if op.depth is None:
-            raise ValueError(f'Bypass needs a sequence of blocks of one width (e.g. ViT "blocks"), not {op.name!r}')
+        if op.kind != 'module' or op.in_features != op.out_features:
+            raise ValueError(f'Bypass follows a chain of same-width blocks (e.g. ViT "blocks.*"); {op.name!r} is a '
+                             f'{op.kind} ({op.in_features} -> {op.out_features})')
 
-    def run(self, blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        """blocks: the frozen stack; x: its input (B, N, C) or (B, H, W, C) -> bypass output, same shape."""
-        h = x.detach()
-        for block, lateral, vertical in zip(blocks, self.lateral, self.vertical):
-            x = block(x)
-            h = lateral(x.detach()) + vertical(h)
-        return h
+    def side(self, x: torch.Tensor, y: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        """x, y: this block's input and output, (B, N, C) or (B, H, W, C); prev: h_{i-1} (None on the first block,
+        which starts from its detached input) -> h_i, same shape."""
+        h = x.detach() if prev is None else prev
+        return self.lateral(y.detach()) + self.vertical(h)

@@ -7,8 +7,9 @@ MLP and an internal prompt built from its output after each block.
 
 - ``InternalPrompt`` (sequential on ``blocks.*``): after block i a token
   ``p_i = gamma * mean_tokens(GELU(U_i)) + beta`` is inserted right after the prefix (class) token, so the
-  sequence grows by one token per block. The prompt reads its block's adapter output, found at attach
-  time by name (``source`` tuner on ``<block>.<source_op>``).
+  sequence grows by one token per block. The prompt reads its block's adapter output (``source`` tuner on
+  ``<block>.<source_op>``, checked at attach time) from the per-call scratch space of the block's call
+  (:func:`~petl_vision.tuners.context.scratch`), so no tensor is kept on a module between calls.
 
 The official code also trains SSF-style scale/shift ("tfts") after norm1, norm2, qkv, proj, fc1, fc2, the
 tokenizer and the final norm: that is the ``SSF`` tuner in the same plan (:func:`dapt_plan` with ``ssf=True``).
@@ -26,7 +27,10 @@ from torch import nn
 
 from .base import OpInfo, Tuner
 from .config import TunerConfig
+from .context import scratch
+from .layers import BottleneckMLP, insert_tokens
 from .registry import register_tuner
+
 
 
 @dataclasses.dataclass
@@ -36,7 +40,7 @@ class DynamicAdapterConfig(TunerConfig):
 
 
 @register_tuner
-class DynamicAdapter(Tuner):
+class DynamicAdapter(BottleneckMLP, Tuner):
     type_name = 'DynamicAdapter'
     config_cls = DynamicAdapterConfig
     placement = 'parallel'
@@ -46,26 +50,26 @@ class DynamicAdapter(Tuner):
         d = op.in_features
         self.norm = nn.LayerNorm(d)
         self.scale = nn.Linear(d, 1)
-        self.down = nn.Linear(d, config.dim)
-        self.act = nn.GELU()
-        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        self.up = nn.Linear(config.dim, d)
+        self.build_bottleneck(d, config.dim, d, nn.GELU(), config.dropout)
         for layer in (self.down, self.scale):
             nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
             nn.init.zeros_(layer.bias)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
-        self.last_output: torch.Tensor | None = None
+
+    @property
+    def scratch_key(self) -> tuple[str, str]:
+        return self.op_name, self.tuner_name
 
     @classmethod
     def default_targets(cls, spec):
         return f'{spec.blocks}.mlp'
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, N, C) -> per-token-scaled update (B, N, C); kept for the block's internal prompt."""
+        """z: (B, N, C) -> per-token-scaled update (B, N, C); left in the call's scratch for the internal prompt."""
         z = self.norm(z)
-        out = self.up(self.drop(self.act(self.down(z)))) * torch.relu(self.scale(z))  # (B, N, C) * (B, N, 1)
-        self.last_output = out
+        out = self.bottleneck(z) * torch.relu(self.scale(z))  # (B, N, C) * (B, N, 1)
+        scratch()[self.scratch_key] = out
         return out
 
 
@@ -87,7 +91,7 @@ class InternalPrompt(Tuner):
         self.num_prefix = op.spec.num_prefix_tokens
         self.gamma = nn.Parameter(torch.empty(op.out_features).normal_(1.0, 0.02))
         self.beta = nn.Parameter(torch.empty(op.out_features).normal_(0.0, 0.02))
-        self._source: list[DynamicAdapter] = []  # a list, so the adapter is not registered twice as a submodule
+        self._source_key: tuple[str, str] | None = None
 
     identity_at_init = False  # the sequence gains a token per block
 
@@ -113,18 +117,17 @@ class InternalPrompt(Tuner):
         if not isinstance(tuner, DynamicAdapter):
             raise ValueError(f'InternalPrompt on {self.op_name!r} needs a DynamicAdapter named '
                              f'{self.config.source!r} on {path!r}; put it earlier in the plan')
-        self._source = [tuner]
+        self._source_key = tuner.scratch_key
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """y: block output (B, N, C) -> (B, N + 1, C) with the prompt after the prefix tokens."""
-        adapter = self._source[0]
-        if adapter.last_output is None:
-            raise RuntimeError(f'the DynamicAdapter of {self.op_name!r} did not run in this forward pass')
-        prompt = torch.nn.functional.gelu(adapter.last_output).mean(dim=1, keepdim=True)  # (B, 1, C)
-        adapter.last_output = None
+        adapter_out = scratch().pop(self._source_key, None)
+        if adapter_out is None:
+            raise RuntimeError(f'the DynamicAdapter {self._source_key[1]!r} of {self.op_name!r} did not run in this '
+                               "call of the block (is it switched off?); the internal prompt is built from its output")
+        prompt = torch.nn.functional.gelu(adapter_out).mean(dim=1, keepdim=True)  # (B, 1, C)
         prompt = prompt * self.gamma + self.beta
-        n = self.num_prefix
-        return torch.cat([y[:, :n], prompt.to(y.dtype), y[:, n:]], dim=1)
+        return insert_tokens(y, [prompt.to(y.dtype)], self.num_prefix)
 
 
 # The official code's "tfts" scale/shift, by our op names (``ssf_targets`` of the point transformer's descriptor).

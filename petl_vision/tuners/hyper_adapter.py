@@ -63,7 +63,6 @@ class _TaskConditionedAdapter(Tuner):
 
     def __init__(self, config: TaskAdapterConfig, op: OpInfo):
         super().__init__(config, op)
-        self.placement = config.placement
         self.check_op(op)
         self.width = op.out_features
         self.rank = self.width // config.reduction

@@ -90,6 +90,3 @@ class LoRA(Tuner):
 
     def merge(self, base: nn.Linear) -> None:
         base.weight += self.delta_weight().to(base.weight.dtype)
-
-    def unmerge(self, base: nn.Linear) -> None:
-        base.weight -= self.delta_weight().to(base.weight.dtype)

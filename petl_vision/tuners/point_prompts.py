@@ -19,10 +19,12 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..backbones.point_ops import index_points, knn
+from ..ops.point_ops import index_points, knn
 from .base import OpInfo, Tuner
 from .config import TunerConfig
+from .layers import insert_tokens
 from .registry import register_tuner
+
 
 
 @dataclasses.dataclass
@@ -87,7 +89,7 @@ class IDPT(Tuner):
             x = conv(edge_features(x, self.config.k)).max(dim=-1).values  # (B, C, T)
             levels.append(x)
         prompt = self.fuse(torch.cat(levels, dim=1)).max(dim=-1).values  # (B, C)
-        return torch.cat([y[:, :n], prompt[:, None].to(y.dtype), y[:, n:]], dim=1)
+        return insert_tokens(y, [prompt[:, None].to(y.dtype)], n)
 
 
 # What IDPT trains besides its prompt module (the official optimizer keeps names containing ``cls``).

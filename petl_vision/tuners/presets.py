@@ -8,7 +8,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from ..backbones.spec import BackboneSpec
+from .descriptor import BackboneSpec
 
 PresetFn = Callable[[BackboneSpec], list[dict[str, Any]]]
 PRESETS: dict[str, PresetFn] = {}
@@ -38,11 +38,11 @@ def resolve_plan(plan: str | list[dict[str, Any]], spec: BackboneSpec) -> list[d
     return copy.deepcopy(list(plan))
 
 
-def _vpt_targets(spec: BackboneSpec, deep: bool) -> str:
+def _vpt_entry(spec: BackboneSpec, deep: bool) -> dict[str, Any]:
     if spec.token_ops is None:  # windowed attention (Swin): prompts join every window's keys/values
         first = spec.blocks.replace('*', '0')
-        return f'{spec.blocks}.attn' if deep else f'{first}.attn'
-    return spec.blocks if deep else spec.token_ops
+        return {'targets': f'{spec.blocks}.attn' if deep else f'{first}.attn'}
+    return {'targets': spec.blocks} if deep else {'targets': spec.token_ops, 'shallow': True}
 
 
 def ssf_targets(spec: BackboneSpec) -> list[str]:
@@ -95,12 +95,12 @@ def adaptformer(spec: BackboneSpec) -> list[dict[str, Any]]:
 
 @register_preset('vpt_shallow')
 def vpt_shallow(spec: BackboneSpec) -> list[dict[str, Any]]:
-    return [{'type': 'VPT', 'targets': _vpt_targets(spec, deep=False), 'num_tokens': 10}]
+    return [{'type': 'VPT', **_vpt_entry(spec, deep=False), 'num_tokens': 10}]
 
 
 @register_preset('vpt_deep')
 def vpt_deep(spec: BackboneSpec) -> list[dict[str, Any]]:
-    return [{'type': 'VPT', 'targets': _vpt_targets(spec, deep=True), 'num_tokens': 10}]
+    return [{'type': 'VPT', **_vpt_entry(spec, deep=True), 'num_tokens': 10}]
 
 
 @register_preset('prefix')

@@ -14,7 +14,7 @@ adapters (Li, Liu, Bilen, CVPR 2022, https://arxiv.org/abs/2107.00358), as core 
   is the feature vector (so it commutes with average pooling or class-token selection).
 
 ProLAD trains TA (stage 1), then TA and TAN (stage 2) and uses one ``beta`` per stage; the stages switch the
-tuners on and off with :func:`set_active`. The training schedule lives in :mod:`petl_vision.fewshot.prolad`.
+tuners on and off with the core's :func:`~petl_vision.tuners.set_tuners_active`. The training schedule lives in :mod:`petl_vision.fewshot.prolad`.
 
 Deviation from the replication: its TAN reads the block's first conv output and adds to the block's residual
 sum; ours is parallel to the block's last k x k conv (the core's placement), i.e. it reads that conv's input
@@ -22,7 +22,6 @@ sum; ours is parallel to the block's last k x k conv (the core's placement), i.e
 per-channel scale before the residual sum.
 """
 import dataclasses
-from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -48,36 +47,6 @@ def _init_matrix(weight: torch.Tensor, init: str, scale: float) -> None:
             weight.zero_()
 
 
-class _Switchable(Tuner):
-    """A tuner that a method can switch off on its own (ProLAD's stages): off, it leaves O's output as is."""
-
-    active: bool = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.active:
-            return x if self.placement == 'sequential' else x.new_zeros(())
-        return self.apply_tuner(x)
-
-    def apply_tuner(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
-def set_active(model: nn.Module, names: Iterable[str], active: bool) -> None:
-    """Switch the switchable tuners named ``names`` (plan ``name``s) on or off in every op of ``model``."""
-    from .api import tuned_ops
-
-    names = set(names)
-    found = set()
-    for op in tuned_ops(model):
-        for name, tuner in op.tuners.items():
-            if name in names and isinstance(tuner, _Switchable):
-                tuner.active = active
-                found.add(name)
-    if found != names:
-        raise ValueError(f'no switchable tuner named {sorted(names - found)} is attached; attached: '
-                         f'{sorted({n for op in tuned_ops(model) for n in op.tuners})}')
-
-
 @dataclasses.dataclass
 class TAConfig(TunerConfig):
     init: str = 'random'  # 'random': N(0, init_scale^2) (ProLAD); 'eye': init_scale * I (TSA); 'zeros'
@@ -88,7 +57,7 @@ class TAConfig(TunerConfig):
 
 
 @register_tuner
-class TA(_Switchable):
+class TA(Tuner):
     """Task adapter without normalisation: ``O(x) + alpha x``, alpha a 1x1 conv (stride of O) or a matrix.
 
     Merges into O: into a Linear's weight, or into the centre tap of a k x k conv with ``k // 2`` padding.
@@ -109,6 +78,10 @@ class TA(_Switchable):
     def reset_parameters(self) -> None:
         _init_matrix(self.weight, self.config.init, self.config.init_scale)
 
+    def reset(self) -> None:
+        """A new episode re-draws the initialisation (as ProLAD/TSA)."""
+        self.reset_parameters()
+
     @classmethod
     def default_targets(cls, spec):
         if spec.conv_ops:
@@ -125,7 +98,7 @@ class TA(_Switchable):
         raise ValueError(f'TA needs a Linear or Conv2d op, but {op.name!r} is a {op.kind}; target e.g. '
                          'layer*.*.conv2 (ResNet) or blocks.*.attn.proj (ViT)')
 
-    def apply_tuner(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C_out, H', W') on O's grid, or (..., in) -> (..., out)."""
         w = self.weight.to(x.dtype)
         if self.stride:
@@ -153,10 +126,6 @@ class TA(_Switchable):
     def merge(self, base: nn.Module) -> None:
         delta, where = self._delta(base)
         base.weight[where] += delta
-
-    def unmerge(self, base: nn.Module) -> None:
-        delta, where = self._delta(base)
-        base.weight[where] -= delta
 
 
 class EpisodeNorm(nn.Module):
@@ -210,7 +179,7 @@ class TANConfig(TunerConfig):
 
 
 @register_tuner
-class TAN(_Switchable):
+class TAN(Tuner):
     """Task adapter with normalisation: ``O(x) + W * EpisodeNorm(x)``, W grouped, parallel to O."""
 
     type_name = 'TAN'
@@ -241,6 +210,11 @@ class TAN(_Switchable):
     def reset_statistics(self) -> None:
         self.norm.reset_statistics()
 
+    def reset(self) -> None:
+        """A new episode re-draws the weights and forgets the previous episode's statistics."""
+        self.reset_parameters()
+        self.reset_statistics()
+
     @classmethod
     def default_targets(cls, spec):
         return spec.conv_ops[-1] if spec.conv_ops else f'{spec.blocks}.mlp'
@@ -249,7 +223,7 @@ class TAN(_Switchable):
     def example_plan(cls, spec):
         return [{'type': cls.type_name, 'targets': cls.default_targets(spec), 'init_scale': 1e-2}]
 
-    def apply_tuner(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C_out, H', W') on O's grid, or (..., C_in) -> (..., C_out)."""
         h = self.norm(x)
         w = self.weight.to(x.dtype)
@@ -270,7 +244,7 @@ class PreClassifierAlignmentConfig(TunerConfig):
 
 
 @register_tuner
-class PreClassifierAlignment(_Switchable):
+class PreClassifierAlignment(Tuner):
     """``beta``: the features' d x d alignment map before the prototype classifier, identity-initialised.
 
     Attached after the op whose pooled output is the feature vector (the final norm on ViT/Swin, the last
@@ -299,7 +273,7 @@ class PreClassifierAlignment(_Switchable):
         target = cls.default_targets(spec)
         return None if target is None else [{'type': cls.type_name, 'targets': target}]
 
-    def apply_tuner(self, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
         """y: O's output, channels at ``channel_dim``."""
         out = y.movedim(self.channel_dim, -1) @ self.weight.t().to(y.dtype)  # (..., d)
         return out.movedim(-1, self.channel_dim)

@@ -1,7 +1,10 @@
 """Prompt tuners: VPT (Jia et al. 2022) and prefix tuning (Li & Liang 2021).
 
-VPT learns tokens P that join the sequence of O (``O([P; x])``, dropped after O): on ``blocks`` (the
-whole stack) it is VPT-shallow, on every ``blocks.i`` VPT-deep. On an attention op (Swin's windowed
+VPT learns tokens P that join the sequence of O (``O([P; x])``, dropped after O): on every ``blocks.i`` it is
+VPT-deep. VPT-shallow (``shallow=True`` on ``blocks.*``) learns P for the first block only and carries the
+block's output at the prompt positions into the next block (:mod:`.carry`), so the prompt flows through the
+whole stack as in the paper while no block's visible output changes length (gradient checkpointing,
+``forward_intermediates`` and attention masks see the tuned model). On an attention op (Swin's windowed
 attention) P is projected to keys/values by the frozen qkv and every window attends to it.
 
 Prefix tuning learns keys and values directly. Attention over ``[K_pre; K]`` equals U-Tuning's
@@ -25,6 +28,7 @@ from .registry import register_tuner
 class VPTConfig(TunerConfig):
     num_tokens: int = 10
     dropout: float = 0.0
+    shallow: bool = False  # prompt only the first matched block and carry it through the others
 
     def __post_init__(self):
         if self.num_tokens < 1:
@@ -39,11 +43,15 @@ class VPT(PromptTuner):
     def __init__(self, config: VPTConfig, op: OpInfo):
         super().__init__(config, op)
         self.check_op(op)
+        self.carries = config.shallow
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        if config.shallow and not self.first_in_chain:
+            self.tokens = None  # the first block's prompt arrives carried
+            return
         self.tokens = nn.Parameter(torch.empty(1, config.num_tokens, op.in_features))  # (1, L, C)
         # VPT's Xavier-uniform bound for a patch_h * patch_w * 3 -> C projection
         val = math.sqrt(6.0 / float(3 * reduce(mul, op.spec.patch_size, 1) + op.in_features))
         nn.init.uniform_(self.tokens, -val, val)
-        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     # prompts change the output (they are attended to), so the tuned model differs at init by design
     identity_at_init = False
@@ -59,8 +67,14 @@ class VPT(PromptTuner):
         if op.kind == 'module' and op.spec.token_ops is None:
             raise ValueError(f'{op.spec.name} keeps tokens on a grid; attach VPT to its attention ops '
                              f'({op.spec.blocks}.attn) instead of {op.name!r}')
+        if self.config.shallow and op.kind != 'module':
+            raise ValueError(f'VPT shallow=True carries the prompt from block to block; target the blocks '
+                             f'({op.spec.blocks}), not the {op.kind} {op.name!r} (on an attention op, target only '
+                             'the first one, without shallow)')
 
-    def prompt(self, batch: int):
+    def prompt(self, batch: int, carried: torch.Tensor | None = None):
+        if carried is not None:
+            return 'tokens', carried  # (B, L, C): the previous block's output at the prompt positions
         return 'tokens', self.dropout(self.tokens).expand(batch, -1, -1)
 
 
@@ -97,7 +111,7 @@ class Prefix(PromptTuner):
             raise ValueError(f'Prefix needs an attention op, but {op.name!r} is a {op.kind}; target e.g. '
                              f'{op.spec.blocks}.attn')
 
-    def prompt(self, batch: int):
+    def prompt(self, batch: int, carried: torch.Tensor | None = None):
         kv = self.mlp(self.embedding).unflatten(-1, (2, -1)).transpose(0, 1) if self.config.reparam_dim else self.kv
         L, C = kv.shape[1:]
         kv = kv.reshape(2, 1, L, self.num_heads, C // self.num_heads).transpose(2, 3)  # (2, 1, H, L, D)

@@ -58,14 +58,5 @@ class SSF(Tuner):
         base.weight.mul_(w)
         if base.bias is None:
             base.bias = nn.Parameter(self.shift.detach().clone(), requires_grad=False)
-            self._created_bias = True
         else:
             base.bias.mul_(self.scale).add_(self.shift)
-            self._created_bias = False
-
-    def unmerge(self, base: nn.Module) -> None:
-        if self._created_bias:
-            base.bias = None
-        else:
-            base.bias.sub_(self.shift).div_(self.scale)
-        base.weight.div_(self.scale.view(-1, *[1] * (base.weight.ndim - 1)))

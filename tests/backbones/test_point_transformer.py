@@ -7,7 +7,7 @@ import torch
 
 from petl_vision import apply_tuners, list_presets
 from petl_vision.backbones import describe
-from petl_vision.backbones.point_ops import farthest_point_sample, group, index_points, knn
+from petl_vision.ops.point_ops import farthest_point_sample, group, index_points, knn
 from petl_vision.backbones.point_transformer import PointTransformer, checkpoint_filter_fn, load_point_checkpoint
 
 

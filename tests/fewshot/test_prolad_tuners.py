@@ -8,7 +8,8 @@ from torch.nn import functional as F
 import petl_vision as pv
 from petl_vision.backbones import describe
 from petl_vision.tuners import tuned_ops
-from petl_vision.tuners.prolad import TA, TAN, EpisodeNorm, PreClassifierAlignment, set_active
+from petl_vision.tuners import set_tuners_active
+from petl_vision.tuners.prolad import TA, TAN, EpisodeNorm, PreClassifierAlignment
 from tests.conftest import BACKBONES, example_inputs, tiny_resnet, tiny_vit
 from tests.tuners import test_generic_suite as suite
 
@@ -148,10 +149,10 @@ def test_set_active_switches_named_tuners_and_names_missing_ones():
     frozen = model(x)
     pv.apply_tuners(model, [{'type': 'TAN', 'init_scale': 0.1}])
     assert not torch.allclose(model(x), frozen)
-    set_active(model, ['tan'], False)
+    set_tuners_active(model, ['tan'], False)
     torch.testing.assert_close(model(x), frozen, rtol=0, atol=0)
-    with pytest.raises(ValueError, match=r"no switchable tuner named \['ta'\]"):
-        set_active(model, ['ta'], True)
+    with pytest.raises(ValueError, match=r"no tuner named \['ta'\] is attached"):
+        set_tuners_active(model, ['ta'], True)
     assert TA.default_targets(describe(model)) == ['blocks.*.attn.proj', 'blocks.*.mlp.fc2']
     assert TAN.default_targets(describe(model)) == 'blocks.*.mlp'
     assert PreClassifierAlignment.default_targets(describe(model)) == 'norm'

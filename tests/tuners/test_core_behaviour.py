@@ -145,12 +145,12 @@ def test_unmergeable_plan_names_the_tuners():
 
 
 def test_stacked_tuners_on_one_op_and_nested_ops(images):
-    plan = [{'type': 'VPT', 'targets': 'blocks', 'num_tokens': 3},
+    plan = [{'type': 'VPT', 'targets': 'blocks.*', 'num_tokens': 3, 'shallow': True},
             {'type': 'LoRA', 'targets': 'blocks.*.attn.qkv'},
             {'type': 'SSF', 'targets': 'blocks.*.attn.qkv'}]
     model = pv.apply_tuners(tiny_vit(), plan)
-    assert isinstance(model.blocks, TunedOp) and isinstance(model.blocks[0].attn.qkv, TunedOp)
-    assert list(model.blocks[0].attn.qkv.tuners) == ['lora', 'ssf']
+    assert isinstance(model.blocks[0], TunedOp) and isinstance(model.blocks[0].base.attn.qkv, TunedOp)
+    assert list(model.blocks[0].base.attn.qkv.tuners) == ["lora", "ssf"]
     assert model(images).shape == (2, 5)
 
 
@@ -171,8 +171,8 @@ def test_bypass_keeps_the_backbone_out_of_the_autograd_graph(images):
     model = pv.apply_tuners(tiny_vit(), 'bypass', trainable=('head',))
     flags = []
     for block in model.blocks:
-        block.register_forward_hook(lambda m, inp, out: flags.append(out.requires_grad))
+        block.base.register_forward_hook(lambda m, inp, out: flags.append(out.requires_grad))
     out = model(images)
     assert flags == [False, False] and out.requires_grad  # frozen blocks record nothing; the bypass trains
     with pytest.raises(ValueError, match='cannot share the op'):
-        pv.apply_tuners(tiny_vit(), [{'type': 'Bypass'}, {'type': 'VPT', 'targets': 'blocks'}])
+        pv.apply_tuners(tiny_vit(), [{'type': 'Bypass'}, {'type': 'VPT', 'targets': 'blocks.*'}])

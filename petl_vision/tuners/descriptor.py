@@ -3,7 +3,15 @@
 A descriptor names the backbone's operations and their dimensions (block pattern, token layout,
 number of prefix tokens, patch size) and knows how to run one of its attention modules with extra
 keys/values (prefix tuning, prompts on windowed attention). Tuners never look inside timm classes;
-only the descriptor modules (:mod:`.vit`, :mod:`.swin`, ...) do.
+only the descriptor modules (``petl_vision/backbones/vit.py``, ``swin.py``, ...) do.
+
+The protocol lives here, in the core; each backbone module registers its family's descriptor, as timm's
+``@register_model`` does, so a new backbone family is one module and no core edit::
+
+    @register_descriptor(VisionTransformer)
+    def vit_spec(model: VisionTransformer) -> BackboneSpec: ...
+
+A model class may instead define ``petl_spec(self) -> BackboneSpec`` (the point transformer does).
 """
 import dataclasses
 from collections.abc import Callable
@@ -24,8 +32,9 @@ class BackboneSpec:
     Attributes:
         name: family name (``vit``, ``swin``, ``point``, ``resnet``, ``generic``).
         blocks: glob matching every transformer block (``blocks.*``, ``layers.*.blocks.*``).
-        token_ops: glob of the op that runs all blocks on a token sequence (``blocks``) or None where
-            tokens are not one sequence (Swin keeps an (B, H, W, C) grid).
+        token_ops: glob of the blocks that run one after another on one token sequence (``blocks.*``), through
+            which VPT-shallow carries its prompt; None where tokens are not one sequence (Swin keeps an
+            (B, H, W, C) grid) or something runs between the blocks (positions added before each block).
         num_prefix_tokens: class/register tokens before the patch tokens; prompts go after them.
         patch_size: (h, w) of a patch, used by VPT's initialisation.
         attention_types: module classes that are attention operations.
@@ -34,7 +43,7 @@ class BackboneSpec:
         stem: name of the patch/point embedding's projection (SSF after patch embedding).
         final_norm: name of the final norm, or None.
         extra_norms / extra_linears: further SSF targets (Swin's patch-merging norm and reduction).
-        bypass_ops: the block stack a Res-Tuning-Bypass side network follows.
+        bypass_ops: glob of the consecutive same-width blocks a Res-Tuning-Bypass side network follows.
         channel_dim: where block outputs hold their channels: -1 for tokens ((B, N, C), Swin's (B, H, W, C)),
             1 for NCHW feature maps (ResNet).
         conv_ops: globs of the k x k (k > 1) convolutions inside the blocks (ResNet's 3x3 convs, where TSA and
@@ -56,13 +65,40 @@ class BackboneSpec:
     final_norm: str | None = 'norm'
     extra_norms: tuple[str, ...] = ()
     extra_linears: tuple[str, ...] = ()
-    bypass_ops: str | None = None  # a Sequential of same-width blocks for Res-Tuning-Bypass
+    bypass_ops: str | None = None  # consecutive same-width blocks for Res-Tuning-Bypass
     channel_dim: int = -1
     conv_ops: tuple[str, ...] = ()
     feature_op: str | None = None
 
     def is_attention(self, module: nn.Module) -> bool:
         return bool(self.attention_types) and isinstance(module, self.attention_types)
+
+
+DescriptorFn = Callable[[nn.Module], BackboneSpec]
+_DESCRIPTORS: dict[type, DescriptorFn] = {}
+GENERIC = BackboneSpec(name='generic', blocks='*', final_norm=None)
+
+
+def register_descriptor(model_cls: type) -> Callable[[DescriptorFn], DescriptorFn]:
+    """Decorator: ``fn(model) -> BackboneSpec`` describes instances of ``model_cls`` (and of its subclasses)."""
+    def deco(fn: DescriptorFn) -> DescriptorFn:
+        if model_cls in _DESCRIPTORS and _DESCRIPTORS[model_cls] is not fn:
+            raise ValueError(f'{model_cls.__name__} already has a descriptor ({_DESCRIPTORS[model_cls].__module__})')
+        _DESCRIPTORS[model_cls] = fn
+        return fn
+    return deco
+
+
+def describe(model: nn.Module) -> BackboneSpec:
+    """The descriptor of ``model``'s family: a registered one (the most derived class wins), the model's own
+    ``petl_spec()``, or a generic one (Linear/norm targets only)."""
+    for cls in type(model).__mro__:
+        if cls in _DESCRIPTORS:
+            return _DESCRIPTORS[cls](model)
+    spec_fn = getattr(model, 'petl_spec', None)
+    if callable(spec_fn):
+        return spec_fn()
+    return GENERIC
 
 
 def split_heads(t: torch.Tensor, num_heads: int) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Tensor operations shared by backbones and tuners (no dependency on either)."""

@@ -1,0 +1,231 @@
+"""Tuner files: the trainable tensors (and tuner buffers) as safetensors, with the plan, the backbone's fingerprint
+and a digest of the tensors as metadata.
+
+Format ``petl_vision.tuners/2``. Files are written atomically (a temporary file in the same folder, renamed
+over the target), so a kill during a save never leaves a truncated file, with the normal umask. Reading checks
+the digest, so a damaged file is refused by name instead of loading garbage. Older formats pass through
+:data:`MIGRATIONS` (format -> function rewriting metadata and tensors to the next format) on read.
+"""
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from ..version import __version__
+from .attach import apply_tuners, remove_tuners, tuned_ops
+from .descriptor import describe
+from .patterns import logical_param_name
+from .tuned_op import TunedOp
+
+FILE_FORMAT = 'petl_vision.tuners/2'
+OWNER_PREFIX = 'owner.'
+_JSON_KEYS = ('plan', 'trainable', 'backbone', 'extra')
+
+
+def backbone_fingerprint(model: nn.Module) -> dict[str, Any]:
+    """Identity of the frozen backbone (class, size, digest of parameter names and shapes)."""
+    lines, n = [], 0
+    for name, p in model.named_parameters():
+        logical = logical_param_name(name, model)
+        if logical is not None:
+            lines.append(f'{logical}:{tuple(p.shape)}')
+            n += p.numel()
+    digest = hashlib.sha256('\n'.join(sorted(lines)).encode()).hexdigest()[:16]
+    return {'class': type(model).__name__, 'family': describe(model).name, 'num_params': n, 'digest': digest}
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        h.update(f'{key}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
+
+
+def _trained_state(module: nn.Module, skip: frozenset[int] = frozenset()) -> dict[str, torch.Tensor]:
+    """Trainable parameters of ``module`` and the persistent buffers (BatchNorm statistics) of every submodule
+    that holds one directly; submodules whose id is in ``skip`` are left out."""
+    state = {}
+    for name, sub in module.named_modules():
+        if id(sub) in skip:
+            continue
+        trained = {n: p for n, p in sub.named_parameters(recurse=False) if p.requires_grad}
+        if trained:
+            trained.update((n, b) for n, b in sub.named_buffers(recurse=False)
+                           if n not in sub._non_persistent_buffers_set)
+        state.update((f'{name}.{n}' if name else n, t) for n, t in trained.items())
+    return state
+
+
+def _tuner_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    state = _trained_state(model)
+    for name, module in model.named_modules():
+        if isinstance(module, TunedOp):
+            state.update((f'{name}.tuners.{b}', t) for b, t in module.tuners.named_buffers())
+    return state
+
+
+def _owner_state(owner: nn.Module | None, backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """The trained state of ``owner`` outside ``backbone`` (dense task decoders), keyed ``owner.<name>``."""
+    if owner is None:
+        return {}
+    inside = frozenset(id(m) for m in backbone.modules())
+    return {OWNER_PREFIX + n: t for n, t in _trained_state(owner, inside).items()}
+
+
+def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None,
+                owner: nn.Module | None = None) -> Path:
+    """Write the trainable tensors (and tuner buffers) as safetensors, with the plan as metadata.
+
+    ``extra``: JSON-serialisable information stored with it (the training config, metrics).
+    ``owner``: the model holding this backbone; its trainable parameters outside the backbone (the task decoders
+    of a ``MultiTaskDenseModel``) are stored too, as ``owner.<name>``, so one file restores the whole tuned model.
+    """
+    if getattr(model, 'petl_plan', None) is None:
+        raise RuntimeError('model has no tuners; call petl_vision.apply_tuners(model, plan) first')
+    if any(op.merged for op in tuned_ops(model)):
+        raise RuntimeError('tuners are merged into the backbone; call unmerge_tuners(model) before saving')
+    state = {**_tuner_state(model), **_owner_state(owner, model)}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta = {'format': FILE_FORMAT, 'petl_vision': __version__, 'plan': json.dumps(model.petl_plan),
+            'trainable': json.dumps(model.petl_trainable), 'backbone': json.dumps(backbone_fingerprint(model)),
+            'extra': json.dumps(extra or {}), 'digest': tensors_digest(tensors)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, safetensors_bytes(tensors, metadata=meta))
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` (mode 0666 less the umask), then rename it over ``path``."""
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata with plan/trainable/backbone decoded, tensors) of a tuner file; a clear error if it is not one,
+    or if its tensors do not match the digest written with them."""
+    try:
+        with safe_open(str(path), framework='pt') as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise ValueError(f'{path} is not a readable safetensors tuner file ({e}); re-download or re-save it') from e
+    fmt = meta.get('format')
+    if fmt != FILE_FORMAT and fmt not in MIGRATIONS:
+        raise ValueError(f'{path} is a safetensors file but not a petl_vision tuner file (format {fmt!r}); write it '
+                         'with petl_vision.save_tuners')
+    if 'digest' in meta and tensors_digest(tensors) != meta['digest']:
+        raise ValueError(f'{path} is damaged: its tensors do not match the digest written when it was saved '
+                         '(a changed or truncated file); re-download it or save it again')
+    decoded = {k: json.loads(meta[k]) for k in _JSON_KEYS}
+    decoded['petl_vision'] = meta.get('petl_vision')
+    decoded['format'] = fmt
+    while decoded['format'] != FILE_FORMAT:
+        decoded, tensors = MIGRATIONS[decoded['format']](decoded, tensors)
+    return decoded, tensors
+
+
+def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = None) -> nn.Module:
+    """Load a file written by :func:`save_tuners`; a fresh backbone gets the file's plan applied first.
+
+    ``owner``: the model holding this backbone; the file's ``owner.<name>`` tensors (task decoders) are loaded into
+    it. Without ``owner`` they are left out (the backbone alone is restored). A file that does not fit changes
+    nothing: a plan applied for it is taken off again.
+    """
+    meta, tensors = read_tuner_file(path)
+    owned = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(OWNER_PREFIX)]}
+    saved, here = meta['backbone'], backbone_fingerprint(model)
+    if saved['digest'] != here['digest']:
+        raise ValueError(
+            f'{path} was saved for a {saved["class"]} ({saved["family"]}, {saved["num_params"]:,} parameters, '
+            f'fingerprint {saved["digest"]}) but this model is a {here["class"]} ({here["family"]}, '
+            f'{here["num_params"]:,} parameters, fingerprint {here["digest"]}); build the backbone (and head) the '
+            'file was made for')
+    current = getattr(model, 'petl_plan', None)
+    if current is not None and current != meta['plan']:
+        raise ValueError(f'{path} holds tuners for plan {meta["plan"]} but the model was tuned with {current}; '
+                         'load it onto a fresh backbone (the plan is rebuilt from the file)')
+    grads = {p: p.requires_grad for p in model.parameters()}
+    if current is None:
+        apply_tuners(model, meta['plan'], meta['trainable'])
+    targets = [(_tuner_state(model), tensors)]
+    if owner is not None:
+        targets.append((_owner_state(owner, model), owned))
+    try:  # check everything before copying anything: a bad file changes nothing
+        for state, saved_tensors in targets:
+            _check_fits(path, state, saved_tensors)
+    except ValueError:
+        if current is None:
+            remove_tuners(model, grads)
+        raise
+    with torch.no_grad():
+        for state, saved_tensors in targets:
+            for k, t in saved_tensors.items():
+                state[k].copy_(t)
+    return model
+
+
+def _check_fits(path, state: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = sorted(set(state) - set(saved)), sorted(set(saved) - set(state))
+    if missing or unexpected:
+        raise ValueError(f'{path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}')
+    for k, t in saved.items():
+        if state[k].shape != t.shape:
+            raise ValueError(f'{path}: {k} has shape {tuple(t.shape)}, model expects {tuple(state[k].shape)}')
+
+
+def _from_v1(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """Format 1 (no digest) attached VPT-shallow and Bypass to the block stack itself (``blocks``): format 2 puts
+    them on every block (``blocks.*``; VPT with ``shallow=True``, its tokens on the first block; the Bypass's
+    i-th lateral/vertical adapters on block i)."""
+    plan, stacks = [], {}
+    for entry in meta['plan']:
+        entry = dict(entry)
+        targets = entry.get('targets')
+        if entry.get('type') in ('VPT', 'Bypass') and isinstance(targets, str) and targets.endswith('blocks'):
+            stacks[targets] = entry.get('name') or entry['type'].lower()
+            entry['targets'] = f'{targets}.*'
+            if entry['type'] == 'VPT':
+                entry['shallow'] = True
+        plan.append(entry)
+    out = {}
+    for key, t in tensors.items():
+        out[_v1_key(key, stacks)] = t
+    return {**meta, 'plan': plan, 'format': FILE_FORMAT}, out
+
+
+def _v1_key(key: str, stacks: dict[str, str]) -> str:
+    for stack, name in stacks.items():
+        prefix = f'{stack}.tuners.{name}.'
+        if key.startswith(prefix):
+            rest = key[len(prefix):]  # 'tokens' or 'lateral.3.down.weight'
+            part, _, tail = rest.partition('.')
+            if part in ('lateral', 'vertical'):
+                index, _, leaf = tail.partition('.')
+                return f'{stack}.{index}.tuners.{name}.{part}.{leaf}'
+            return f'{stack}.0.tuners.{name}.{rest}'
+    return key
+
+
+MIGRATIONS: dict[str, Callable[[dict, dict], tuple[dict, dict]]] = {'petl_vision.tuners/1': _from_v1}
