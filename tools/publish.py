@@ -18,7 +18,7 @@ from mmengine.config import Config
 from petl_vision import setup_env
 from petl_vision.engine.safe_load import safe_torch_load
 from petl_vision.registry import MODELS
-from petl_vision.tuners import read_tuner_file, save_tuners
+from petl_vision.tuners import read_tuner_file, save_tuners, tuned_network
 
 NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 WORK_DIR_FILES = ('tuners_best.safetensors', 'tuners_latest.safetensors')
@@ -48,7 +48,7 @@ def write_from_runner_checkpoint(checkpoint: Path, out: Path) -> Path:
     setup_env.register_all_modules()
     model = MODELS.build(cfg.model)
     model.load_state_dict(ckpt['state_dict'])  # strict: a checkpoint of another model fails here
-    return save_tuners(model.backbone, out, extra={'config': cfg_text, 'source': checkpoint.name}, owner=model)
+    return save_tuners(tuned_network(model), out, extra={'config': cfg_text, 'source': checkpoint.name}, owner=model)
 
 
 def publish(source: str | Path, name: str, out_dir: str | Path = '.') -> tuple[Path, str]:
