@@ -11,8 +11,10 @@ from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
 
 from petl_vision import setup_env
+from petl_vision.datasets.config_keys import merge_options
 from petl_vision.engine import build_runner
-from petl_vision.tuners import load_tuners
+from petl_vision.models.config_check import check_config
+from petl_vision.tuners import load_tuners, tuned_network
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,8 +35,8 @@ def main() -> None:
     setup_env.set_torch_threads()  # PETL_VISION_THREADS / OMP_NUM_THREADS, else half the CPUs (at most 8)
     setup_env.register_all_modules()
     cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_options(cfg, args.cfg_options)  # data_root=DIR img_size=S num_classes=C reach every loader
+    check_config(cfg)  # "did you mean" for model and loop keys
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
         osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
@@ -43,7 +45,7 @@ def main() -> None:
     runner = build_runner(cfg)  # Runner, or FlexibleRunner when the config has a strategy
     if tuner_only:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        load_tuners(model.backbone, args.checkpoint, owner=model)  # refuses a file for another backbone or plan
+        load_tuners(tuned_network(model), args.checkpoint, owner=model)  # refuses a file for another backbone or plan
     runner.test()
 
 
