@@ -1,5 +1,7 @@
 """Tiny backbones shared by the test suite (32 px images, a few blocks, small width), and the tools as modules."""
+import dataclasses
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -56,6 +58,22 @@ def tiny_resnet(num_classes: int = 5, bottleneck: bool = False):
 
 
 BACKBONES = {'vit': tiny_vit, 'swin': tiny_swin, 'point': tiny_point}
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteBackbone:
+    """A tiny backbone of the generic tuner suite: how to build it, its classifier's name (trained with the tuners)
+    and which cases it runs (None: every preset and every registered type whose ``example_plan`` applies)."""
+
+    build: Callable[[], torch.nn.Module]
+    head: str = 'head'
+    cases: tuple[str, ...] | None = None
+
+
+SUITE_BACKBONES = {**{name: SuiteBackbone(fn) for name, fn in BACKBONES.items()},
+                   # ResNet has no transformer blocks: the conv tuners of ProLAD / TSA
+                   'resnet': SuiteBackbone(tiny_resnet, head='fc',
+                                           cases=('type:TA', 'type:TAN', 'type:PreClassifierAlignment'))}
 
 
 def example_inputs(backbone: str) -> torch.Tensor:

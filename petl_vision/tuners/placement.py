@@ -6,7 +6,7 @@ into a tuner that silently never runs (``Tuner.__init_subclass__`` and ``Tuner._
 import enum
 
 
-class Placement(str, enum.Enum):
+class Placement(enum.StrEnum):
     """U-Tuning's placements, plus the side network of Res-Tuning-Bypass."""
 
     PARALLEL = 'parallel'  # y = O(x) + U(x)                      (U scales its own output)

@@ -14,7 +14,8 @@ adapters (Li, Liu, Bilen, CVPR 2022, https://arxiv.org/abs/2107.00358), as core 
   is the feature vector (so it commutes with average pooling or class-token selection).
 
 ProLAD trains TA (stage 1), then TA and TAN (stage 2) and uses one ``beta`` per stage; the stages switch the
-tuners on and off with the core's :func:`~petl_vision.tuners.set_tuners_active`. The training schedule lives in :mod:`petl_vision.fewshot.prolad`.
+tuners on and off with the core's :func:`~petl_vision.tuners.set_tuners_active`. The training schedule lives in
+:mod:`petl_vision.fewshot.prolad`.
 
 Deviation from the replication: its TAN reads the block's first conv output and adds to the block's residual
 sum; ours is parallel to the block's last k x k conv (the core's placement), i.e. it reads that conv's input

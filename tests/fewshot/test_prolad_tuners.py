@@ -1,5 +1,3 @@
-import inspect
-
 import pytest
 import torch
 from torch import nn
@@ -10,13 +8,10 @@ from petl_vision.backbones import describe
 from petl_vision.tuners import tuned_ops
 from petl_vision.tuners import set_tuners_active
 from petl_vision.tuners.prolad import TA, TAN, EpisodeNorm, PreClassifierAlignment
-from tests.conftest import BACKBONES, example_inputs, tiny_resnet, tiny_vit
+from tests.conftest import example_inputs, tiny_resnet, tiny_vit
 from tests.tuners import test_generic_suite as suite
 
 CONV_TUNERS = ('type:TA', 'type:TAN', 'type:PreClassifierAlignment')
-SUITE_CHECKS = [f for name, f in vars(suite).items() if name.startswith('test_') and name != 'test_only_tuner_and_'
-                'trainable_params_get_gradients']
-
 
 def test_resnet_descriptor_names_the_spatial_convs():
     basic, bottleneck = describe(tiny_resnet()), describe(tiny_resnet(bottleneck=True))
@@ -29,26 +24,6 @@ def test_resnet_descriptor_names_the_spatial_convs():
     assert len(ops) == 2 * 5 + 1  # conv1 and conv2 of the 5 blocks, and the last block
     assert ops['layer2.0.conv1'].stride == (2, 2) and ops['layer2.0.conv1'].kernel_size == (3, 3)
     assert ops['layer4.0'].kind == 'module' and ops['layer4.0'].channel_dim == 1
-
-
-@pytest.fixture
-def resnet_suite(monkeypatch):
-    """The generic suite's checks on the tiny ResNet (its classifier is ``fc``, not ``head``)."""
-    monkeypatch.setitem(BACKBONES, 'resnet', tiny_resnet)
-
-    def build(case, backbone):
-        model, frozen = BACKBONES[backbone]().eval(), BACKBONES[backbone]().eval()
-        pv.apply_tuners(model, suite.plan_of(case, model), trainable=('fc',))
-        return model, frozen
-
-    monkeypatch.setattr(suite, 'build', build)
-
-
-@pytest.mark.parametrize('check', SUITE_CHECKS, ids=lambda f: f.__name__[5:])
-@pytest.mark.parametrize('case', CONV_TUNERS)
-def test_generic_checks_on_resnet(resnet_suite, check, case, tmp_path):
-    kwargs = {'tmp_path': tmp_path} if 'tmp_path' in inspect.signature(check).parameters else {}
-    check(case, 'resnet', **kwargs)
 
 
 @pytest.mark.parametrize('case', CONV_TUNERS)

@@ -9,14 +9,19 @@ import petl_vision as pv
 from petl_vision.backbones import describe
 from petl_vision.tuners import TUNERS, ParameterSelection, tuned_ops
 from petl_vision.tuners.patterns import logical_param_name
-from tests.conftest import BACKBONES, example_inputs
-
-def _applies(tuner: str, backbone: str) -> bool:
-    return TUNERS[tuner].example_plan(describe(BACKBONES[backbone]())) is not None
+from tests.conftest import SUITE_BACKBONES, example_inputs
 
 
-CASES = [(p, b) for p in pv.list_presets() for b in BACKBONES] + \
-        [(f'type:{t}', b) for t in sorted(TUNERS) for b in BACKBONES if _applies(t, b)]
+def _cases(backbone: str) -> list[str]:
+    declared = SUITE_BACKBONES[backbone].cases
+    if declared is not None:
+        return list(declared)
+    spec = describe(SUITE_BACKBONES[backbone].build())
+    return list(pv.list_presets()) + [f'type:{t}' for t in sorted(TUNERS) if TUNERS[t].example_plan(spec) is not None]
+
+
+CASES = [(case, b) for b in SUITE_BACKBONES for case in _cases(b)]
+BACKBONES = {name: b.build for name, b in SUITE_BACKBONES.items()}
 
 
 def plan_of(case: str, backbone) -> str | list[dict]:
@@ -28,7 +33,7 @@ def plan_of(case: str, backbone) -> str | list[dict]:
 def build(case: str, backbone: str):
     model = BACKBONES[backbone]().eval()
     frozen = BACKBONES[backbone]().eval()
-    pv.apply_tuners(model, plan_of(case, model), trainable=('head',))
+    pv.apply_tuners(model, plan_of(case, model), trainable=(SUITE_BACKBONES[backbone].head,))
     return model, frozen
 
 
@@ -76,7 +81,7 @@ def test_only_tuner_and_trainable_params_get_gradients(case, backbone):
         logical = logical_param_name(name, model)
         if p.requires_grad:
             assert p.grad is not None, f'{name} is trainable but got no gradient'
-            assert logical is None or logical.startswith('head') or selects_backbone, name
+            assert logical is None or logical.startswith(SUITE_BACKBONES[backbone].head) or selects_backbone, name
         else:
             assert p.grad is None, f'frozen {name} got a gradient'
 
