@@ -17,7 +17,7 @@ setup(
     install_requires=[
         'torch>=2.5',  # torch.serialization.safe_globals (safe resume)
         'torchvision',
-        'timm>=1.0.9',
+        'timm>=1.0.9,<1.1',  # attend() follows timm 1.0.x Attention (tests/backbones/test_attend.py; CI: 1.0.31)
         'mmengine>=0.10.4',
         'fvcore',
         'einops',

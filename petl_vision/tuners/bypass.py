@@ -8,8 +8,9 @@ The frozen block stack runs as usual; a bypass network reads its *detached* feat
 and ``h_L`` replaces the stack's output. One ``Bypass`` tuner sits on each block (a *side* placement): block
 i's tuned op computes h_i and hands it to block i + 1 with the activations (:mod:`.carry`); the last block returns
 h_L. No tuner wraps the stack, so code that iterates the blocks (checkpointing, ``forward_intermediates``) runs the
-bypass too; the blocks before the last give their frozen outputs, as in the method. Lateral and vertical tuners
-are residual adapters ``z + up(GELU(down(z)))`` (Xavier init, as the authors' ms-swift ``ResAdapter``). No gradient flows
+bypass too; the blocks before the last give their frozen outputs, as in the method. Lateral and vertical
+tuners are residual adapters
+``z + up(GELU(down(z)))`` (Xavier init, as the authors' ms-swift ``ResAdapter``). No gradient flows
 into the backbone, so its activations are never kept for backward: training memory and time drop to
 about those of inference plus the small bypass.
 """
