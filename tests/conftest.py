@@ -48,7 +48,7 @@ def tiny_point(num_classes: int = 5) -> PointTransformer:
 
 def tiny_resnet(num_classes: int = 5, bottleneck: bool = False):
     """A timm ResNet with widths 8..64 (divisible by TAN's 8 groups). Not in BACKBONES: the generic suite's presets
-    target transformer blocks; ``tests/fewshot/test_prolad_tuners.py`` runs the suite's checks on it for the
+    target transformer blocks; ``SUITE_BACKBONES`` below runs the generic suite on it for the
     conv tuners. ``zero_init_last=False`` so the residual branches (where conv tuners sit) are not zeroed."""
     from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 

@@ -14,8 +14,8 @@ MLP and an internal prompt built from its output after each block.
 The official code also trains SSF-style scale/shift ("tfts") after norm1, norm2, qkv, proj, fc1, fc2, the
 tokenizer and the final norm: that is the ``SSF`` tuner in the same plan (:func:`dapt_plan` with ``ssf=True``).
 
-Trainable counts on Point-MAE's ViT-S (384 wide, 12 blocks), rank 64 (checked in ``tests/points``): per block
-adapter 50,753 + prompt scale/shift 768, with SSF another 8,448; stem and final norm SSF 1,536. With the class
+Trainable counts on Point-MAE's ViT-S (384 wide, 12 blocks), rank 64 (checked in
+``tests/models/test_point_classifier.py``): per block adapter 50,753 + prompt scale/shift 768, with SSF another 8,448; stem and final norm SSF 1,536. With the class
 token/position (768) and the 3C-input head (365,839 on ScanObjectNN's 15 classes): 1,087,771 with SSF (the
 official count), 984,859 without. See docs/methods/dapt.md.
 """
