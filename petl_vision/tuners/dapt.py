@@ -15,9 +15,9 @@ The official code also trains SSF-style scale/shift ("tfts") after norm1, norm2,
 tokenizer and the final norm: that is the ``SSF`` tuner in the same plan (:func:`dapt_plan` with ``ssf=True``).
 
 Trainable counts on Point-MAE's ViT-S (384 wide, 12 blocks), rank 64 (checked in
-``tests/models/test_point_classifier.py``): per block adapter 50,753 + prompt scale/shift 768, with SSF another 8,448; stem and final norm SSF 1,536. With the class
-token/position (768) and the 3C-input head (365,839 on ScanObjectNN's 15 classes): 1,087,771 with SSF (the
-official count), 984,859 without. See docs/methods/dapt.md.
+``tests/models/test_point_classifier.py``): per block adapter 50,753 + prompt scale/shift 768, with SSF another
+8,448; stem and final norm SSF 1,536. With the class token/position (768) and the 3C-input head (365,839 on
+ScanObjectNN's 15 classes): 1,087,771 with SSF (the official count), 984,859 without. See docs/methods/dapt.md.
 """
 import dataclasses
 import math
