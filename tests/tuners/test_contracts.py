@@ -268,3 +268,18 @@ def test_tuned_ops_know_their_chain_position():
     model = tuned('bypass')
     ops = [m for m in model.blocks if isinstance(m, TunedOp)]
     assert [(op.tuners['bypass'].chain_index, op.tuners['bypass'].chain_length) for op in ops] == [(0, 2), (1, 2)]
+
+
+@pytest.mark.parametrize('entry,message', [
+    ({'type': 'LoRA', 'rank': 2.5}, 'LoRA rank must be int, got 2.5'),
+    ({'type': 'VPT', 'num_tokens': '10'}, "VPT num_tokens must be int, got '10'"),
+    ({'type': 'Adapter', 'scale': 'big'}, "Adapter scale must be float, got 'big'"),
+])
+def test_mistyped_config_values_are_named(entry, message):
+    with pytest.raises(TypeError, match=message):
+        pv.apply_tuners(tiny_vit(), [entry])
+
+
+def test_ints_are_accepted_for_float_fields(images):
+    model = pv.apply_tuners(tiny_vit(), [{'type': 'LoRA', 'alpha': 16}, {'type': 'Adapter', 'scale': 1}])
+    assert model(images).shape == (2, 5)
