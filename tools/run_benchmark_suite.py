@@ -121,7 +121,8 @@ def run_all(configs: list[Path], work_dir: Path, options: dict | None, show_prog
         for i, config in enumerate(configs, 1):
             name = f'[{i}/{len(configs)}] {config.stem}'
             rows.append(run_one(config, work_dir, options, (ProgressHook(progress, task, name),)))
-            progress.console.print(f'[{i}/{len(configs)}] {result_line(rows[-1])}', highlight=False)
+            progress.console.print(f'[{i}/{len(configs)}] {result_line(rows[-1])}', markup=False, highlight=False,
+                                   soft_wrap=True)  # one line, however narrow the console
     return rows
 
 

@@ -1,6 +1,7 @@
 """The docs cannot drift from the repository: every config path they name exists and parses (mmengine
-``Config.fromfile``), every tool path exists, and every command that runs a tool is written so it runs
-(``python tools/X.py``, not ``tools/X.py``) with flags the tool defines."""
+``Config.fromfile``), every other path into the repository (tools, tests, the package, docs) exists, and every
+command that runs a tool is written so it runs (``python tools/X.py``, not ``tools/X.py``) with flags the tool
+defines."""
 import re
 from functools import cache
 from pathlib import Path
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted({ROOT / 'README.md', ROOT / 'petl_vision' / 'demo' / 'README.md', *ROOT.glob('docs/**/*.md'),
                *ROOT.glob('configs/**/README.md')})
 CONFIG_PATH = re.compile(r'(?<![\w/.-])configs/[\w./-]+\.py\b')
-TOOL_PATH = re.compile(r'(?<![\w/.-])tools/[\w./-]+\.(?:py|sh)\b')
+REPO_PATH = re.compile(r'(?<![\w/.-])(?:tools|tests|petl_vision|docs)/[\w./-]*\w')  # up to a glob or placeholder
 # a command that runs a tool: optional `$ ` and VAR=value prefixes, then a launcher or the bare script
 COMMAND = re.compile(r'^(?:\$\s+)?(?:[A-Z_]+=\S+\s+)*(?P<launcher>(?:python3?|torchrun|bash)\b[^`|;&]*?\s)?'
                      r'(?P<tool>tools/[\w./-]+\.(?:py|sh))(?P<args>(?:\s[^`|;&]*)?)$')
@@ -61,9 +62,9 @@ def test_config_paths_exist_and_parse(doc):
 
 
 @pytest.mark.parametrize('doc', DOCS, ids=_rel)
-def test_tool_paths_exist(doc):
-    missing = sorted({t for t in TOOL_PATH.findall(doc.read_text()) if not (ROOT / t).is_file()})
-    assert not missing, f'{_rel(doc)} names tools that do not exist: {missing}'
+def test_repository_paths_exist(doc):
+    missing = sorted({p for p in REPO_PATH.findall(doc.read_text()) if not (ROOT / p).exists()})
+    assert not missing, f'{_rel(doc)} names paths that do not exist: {missing}'
 
 
 @pytest.mark.parametrize('doc', DOCS, ids=_rel)
@@ -91,5 +92,7 @@ def test_the_scan_finds_what_it_checks():
         ('python ', 'tools/test.py', ['configs/c.py', 'ckpt', '--cfg-options', 'a=1']),
         (None, 'tools/train.py', ['configs/a/b.py', '--work-dir', 'x'])]
     assert CONFIG_PATH.findall(text) == ['configs/a/b.py', 'configs/c.py']
-    assert TOOL_PATH.findall(text) == ['tools/train.py', 'tools/test.py', 'tools/zoo.py']
+    assert REPO_PATH.findall(text) == ['tools/train.py', 'tools/test.py', 'tools/zoo.py']
+    assert REPO_PATH.findall('`petl_vision/tuners/<name>.py`, tests/points, LMD0311/DAPT/tools/builder.py') == [
+        'petl_vision/tuners', 'tests/points']
     assert len(DOCS) > 20 and ROOT / 'docs' / 'distributed.md' in DOCS

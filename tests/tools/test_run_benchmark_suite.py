@@ -2,6 +2,7 @@
 and for dense configs delta_m against the suite's own single-task run, the plot and the reusable baselines."""
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -52,10 +53,12 @@ def test_classification_suite_writes_its_table(monkeypatch, tmp_path):
 def test_suite_console_is_one_result_line_per_run_and_the_table(monkeypatch, tmp_path, capfd):
     """No mmengine log on the console (it stays in each run's work dir), no warnings; 2 runs print 2 result lines."""
     configs = [str(ROOT / 'configs' / 'quickstart' / f'{n}.py') for n in ('linear', 'lora')]
+    monkeypatch.setenv('COLUMNS', '40')  # a narrow console does not wrap the result lines
     suite_main(monkeypatch, *configs, '--work-dir', str(tmp_path), '--cfg-options', *SHORT)
     lines = capfd.readouterr().out.splitlines()
     assert [line.split(':')[0] for line in lines[:2]] == ['[1/2] linear', '[2/2] lora']
-    assert 'val top-1' in lines[1] and 'test top-1' in lines[1] and '18,432 trainable (no head)' in lines[1]
+    assert re.fullmatch(r'\[2/2\] lora: val top-1 \d+\.\d\d, test top-1 \d+\.\d\d; 18,432 trainable \(no head\); \d+ s',
+                        lines[1])
     assert len(lines) <= 10 and not [line for line in lines if 'WARNING' in line or 'mmengine' in line]
     log = next((tmp_path / 'lora').glob('*/*.log')).read_text()
     assert 'Epoch(train)' in log and 'Epoch(val)' in log  # the full log is still written
