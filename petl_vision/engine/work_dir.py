@@ -37,6 +37,15 @@ def latest_checkpoint(work_dir: str | Path) -> Path | None:
                             'one with --resume PATH, or start over with --overwrite')
 
 
+def _best_record(path: Path) -> dict:
+    """TunerCheckpointHook's ``tuners_best.json`` (``{metric: value, 'epoch': E, 'iter': I}``), {} if unreadable."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and all(isinstance(v, (int, float)) for v in record.values()) else {}
+
+
 def describe_run(work_dir: str | Path, files: list[Path]) -> str:
     """One line about the run in ``work_dir``: its latest checkpoint, its best tuner file's metric, the file count."""
     parts = []
@@ -46,11 +55,10 @@ def describe_run(work_dir: str | Path, files: list[Path]) -> str:
         checkpoint = None
     if checkpoint is not None:
         parts.append(f'last_checkpoint -> {checkpoint.name}')
-    best = Path(work_dir) / 'tuners_best.json'
-    if best.is_file():
-        record = json.loads(best.read_text())
-        metrics = ', '.join(f'{k}={v:g}' for k, v in record.items() if k not in ('epoch', 'iter'))
-        parts.append(f'tuners_best.safetensors with {metrics} at epoch {record.get("epoch")}')
+    best = _best_record(Path(work_dir) / 'tuners_best.json')
+    if best:
+        metrics = ', '.join(f'{k}={v:g}' for k, v in best.items() if k not in ('epoch', 'iter'))
+        parts.append(f'tuners_best.safetensors with {metrics} at epoch {best.get("epoch")}')
     parts.append(f'{len(files)} files: {", ".join(p.name for p in files[:6])}{", ..." if len(files) > 6 else ""}')
     return '; '.join(parts)
 

@@ -1,6 +1,9 @@
 """Data-parallel training on 2 CPU processes (gloo) through ``tools/dist_train.sh`` (torchrun, ``tools/train.py
---launcher pytorch``): DDP and FSDP (FlexibleRunner) end where a 1-process run with the same global batch ends,
-and validation is gathered exactly once per sample. Both 2-process runs start together in one fixture."""
+--launcher pytorch``): DDP and FSDP (FlexibleRunner) end where a 1-process run with the same global batch ends, with
+random augmentation on (each sample draws from its own seed, whichever rank loads it), log the loss of the whole
+batch (the mean over ranks), and gather validation exactly once per sample. Both 2-process runs start together in
+one fixture."""
+import json
 import os
 import pickle
 import signal
@@ -22,8 +25,9 @@ VAL_SIZE = 45  # not divisible by 2 ranks: DefaultSampler pads rank 1, collect_r
 
 
 def config(work_dir: Path, batch_size: int, **overrides):
-    return tiny_config(work_dir, batch_size=batch_size, val_size=VAL_SIZE,
+    return tiny_config(work_dir, batch_size=batch_size, val_size=VAL_SIZE, augment=True,
                        custom_hooks=[dict(type='TunerCheckpointHook')],
+                       visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
                        val_evaluator=[dict(type='Accuracy', topk=(1,)),
                                       dict(type='DumpResults', out_file_path=str(work_dir / 'val.pkl'))],
                        **overrides)
@@ -67,6 +71,14 @@ def tuner_tensors(work_dir: Path) -> dict[str, torch.Tensor]:
     return read_tuner_file(work_dir / 'tuners_latest.safetensors')[1]
 
 
+def logged_losses(work_dir: Path) -> list[float]:
+    """The training loss rank 0 logged at each of the 16 iterations (LoggerHook interval 1, LocalVisBackend)."""
+    (scalars,) = work_dir.glob('*/vis_data/scalars.json')
+    losses = [record['loss'] for record in map(json.loads, scalars.read_text().splitlines()) if 'loss' in record]
+    assert len(losses) == 16
+    return losses
+
+
 def predictions(work_dir: Path) -> list[dict]:
     with open(work_dir / 'val.pkl', 'rb') as f:  # written by this test's own runs
         return pickle.load(f)
@@ -82,6 +94,15 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs, kind):
     assert any(float(v.abs().max()) > 0 for k, v in single.items() if 'lora_B' in k)  # LoRA B left its zero init
     for a, b in zip(predictions(runs['single']), predictions(runs[kind])):
         torch.testing.assert_close(b['pred_score'], a['pred_score'], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['ddp', 'fsdp'])
+def test_the_logged_loss_is_the_whole_batch_s_the_mean_over_ranks(runs, kind):
+    """Rank 0 logs the mean of the 2 ranks' 4-image losses = the 8-image loss of the 1-process run (it logged its
+    own 4 images before)."""
+    single, parallel = logged_losses(runs['single']), logged_losses(runs[kind])
+    assert parallel == pytest.approx(single, rel=0, abs=2e-6)
+    assert len(set(single)) == 16  # the losses move (the comparison is not of constants)
 
 
 @pytest.mark.parametrize('kind', ['ddp', 'fsdp'])
