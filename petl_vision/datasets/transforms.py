@@ -134,7 +134,13 @@ class RandomAffine:
 
 @TRANSFORMS.register_module()
 class PackInputs:
-    """End of every pipeline: ``{'inputs': img uint8 (3, H, W), 'data_samples': int(gt_label)}``."""
+    """End of every pipeline: ``{'inputs': img uint8 (3, H, W), 'data_samples': int(gt_label)}``, plus
+    ``'task': str`` when the sample names its task (``DigitsMultiTask``; ``MultiTaskDataset`` sets it too), which
+    ``default_collate`` batches into a list of names; ``ImageClassifier`` accepts a single-task batch's and ignores
+    it."""
 
     def __call__(self, results: dict) -> dict:
-        return {'inputs': results['img'], 'data_samples': int(results['gt_label'])}
+        packed = {'inputs': results['img'], 'data_samples': int(results['gt_label'])}
+        if 'task' in results:
+            packed['task'] = str(results['task'])
+        return packed

@@ -59,7 +59,12 @@ class ImageClassifier(BaseModel):
         """
         self._is_init = True
 
-    def forward(self, inputs: torch.Tensor, data_samples: torch.Tensor | None = None, mode: str = 'tensor'):
+    def forward(self, inputs: torch.Tensor, data_samples: torch.Tensor | None = None, mode: str = 'tensor',
+                task: list[str] | None = None):
+        """``task``: the per-sample task names multi-task data packs (one head here: a single task is ignored)."""
+        if task is not None and len(set(task)) > 1:
+            raise ValueError(f'this batch mixes tasks {sorted(set(task))} but ImageClassifier has one head; train '
+                             'each task alone or use a multi-task model (one adapter and head per task)')
         logits = self.backbone(inputs)  # (B, num_classes)
         if mode == 'tensor':
             return logits
