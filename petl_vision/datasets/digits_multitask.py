@@ -204,7 +204,7 @@ class DigitsMultiTask(ArrayImageDataset):
             raise ValueError(f"shots must be a positive int and limits the 'train' split only; got shots={shots!r} "
                              f"with split='{split}'")
         self.split, self.shots, self.seed = split, shots, seed
-        metainfo = {'classes': TASKS[task], 'task': task, 'domains': self.domains,
+        metainfo = {'classes': TASKS[task], 'domains': self.domains,  # (a str value would be read as a file name)
                     **(kwargs.pop('metainfo', None) or {})}
         kwargs.setdefault('serialize_data', False)
         super().__init__(metainfo=metainfo, **kwargs)
