@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from mmengine.registry import DATA_SAMPLERS, DATASETS
-from torch.utils.data import Dataset, IterableDataset, Sampler
+from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 
 def derive_seed(*values: int) -> int:
@@ -43,18 +43,20 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Inside: Python's, numpy's and torch's CPU global generators start from ``seed``; afterwards they continue
-    where they were before, so a sample loaded in the training process leaves no trace in the model's draws."""
-    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+def seeded(seed: int, restore: bool = True) -> Iterator[None]:
+    """Inside: Python's, numpy's and torch's CPU global generators start from ``seed``; afterwards (``restore``)
+    they continue where they were before, so a sample loaded in the training process leaves no trace in the model's
+    draws. A dataloader worker's generators draw for nothing else: it skips the restore (0.1 ms a sample)."""
+    saved = (random.getstate(), np.random.get_state(), torch.get_rng_state()) if restore else None
     _seed_host(seed)
     torch.default_generator.manual_seed(seed)
     try:
         yield
     finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        torch.set_rng_state(saved[2])
+        if saved is not None:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
 
 
 class SeededSampler(Sampler):
@@ -101,7 +103,7 @@ class SeededDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]):
         if isinstance(key, tuple):
             index, seed = key
-            with seeded(seed):
+            with seeded(seed, restore=get_worker_info() is None):
                 return self.dataset[index]
         return self.dataset[key]
 
