@@ -17,6 +17,7 @@ one. So the draws of a training run are re-derived from integers instead of cont
 import contextlib
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
@@ -61,7 +62,8 @@ def seeded(seed: int, restore: bool = True) -> Iterator[None]:
 
 class SeededSampler(Sampler):
     """Wraps a training sampler (a config, built like mmengine builds samplers, or a sampler) and yields
-    ``(index, derive_seed(seed, epoch, index))`` for each index it yields, in its order.
+    ``(index, derive_seed(seed, epoch, index))`` for each index it yields, in its order (the ``k``-th repeat of an
+    index in the same epoch, ``k >= 1``, gets ``derive_seed(seed, epoch, index, k)``).
 
     ``seed`` and ``epoch`` are the augmentation's: the loop sets both before each epoch. ``set_epoch`` (mmengine's
     ``DistSamplerSeedHook``) sets the epoch here and in the wrapped sampler, whose shuffle order follows it.
@@ -73,8 +75,11 @@ class SeededSampler(Sampler):
         self.sampler, self.seed, self.epoch = sampler, seed or 0, 0
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        repeats = Counter()  # an oversampling sampler may yield an index twice in an epoch: each gets its own draw
         for index in self.sampler:
-            yield index, derive_seed(self.seed, self.epoch, index)
+            k = repeats[index]
+            repeats[index] += 1
+            yield index, derive_seed(self.seed, self.epoch, index, *([k] if k else []))
 
     def __len__(self) -> int:
         return len(self.sampler)

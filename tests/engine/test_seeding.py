@@ -91,6 +91,17 @@ def test_sampler_keeps_the_wrapped_order_and_epoch():
         assert [s for _, s in sampler] == [derive_seed(5, epoch, i) for i in plain]
 
 
+def test_an_index_repeated_in_an_epoch_draws_again():
+    """Oversampling samplers (TaskBalancedSampler on a small task) yield an index several times an epoch."""
+    data = SeededDataset(SameImage())
+    sampler = SeededSampler([2, 5, 2, 2], dataset=data, seed=1)
+    keys = list(sampler)
+    assert [i for i, _ in keys] == [2, 5, 2, 2] and len({s for _, s in keys}) == 4
+    images = [data[key]['img'] for key in keys]
+    assert not torch.equal(images[0], images[2]) and not torch.equal(images[2], images[3])
+    assert keys == list(sampler)  # the same each time the epoch is drawn (a resume re-draws it)
+
+
 def test_seeded_restores_the_generators_after_an_error():
     seed_everything(3)
     state = torch.get_rng_state()
