@@ -19,8 +19,8 @@ from mmengine.config import Config, DictAction
 from petl_vision import setup_env
 from petl_vision.datasets.config_keys import merge_options
 from petl_vision.engine import build_runner
-from petl_vision.models.config_check import check_config
 from petl_vision.engine.work_dir import WorkDirInUse, remove_run, resolve_start
+from petl_vision.models.config_check import check_config
 
 
 def parse_args() -> argparse.Namespace:
