@@ -1,5 +1,6 @@
 """petl_vision: parameter-efficient transfer learning for vision transformers (U-Tuning core + mmengine)."""
 from . import backbones  # noqa: F401  (register the backbone descriptors with the core)
+from .tuners import (active_adapters, add_adapter, delete_adapter, list_adapters, set_adapter)
 from .tuners import (active_tuners, apply_tuners, count_parameters, current_context, describe_tuners, list_presets,
                      load_tuners, merge_tuners, register_tuner, remove_tuners, reset_tuners, save_tuners,
                      set_tuners_active, set_tuners_enabled, tuner_context, unmerge_tuners)
@@ -10,4 +11,5 @@ _register_demo_models()  # timm.create_model('vit_digits_demo' | 'swin_digits_de
 
 __all__ = ['__version__', 'apply_tuners', 'count_parameters', 'save_tuners', 'load_tuners', 'merge_tuners',
            'unmerge_tuners', 'set_tuners_enabled', 'list_presets', 'register_tuner', 'tuner_context',
-           'current_context', 'describe_tuners', 'set_tuners_active', 'active_tuners', 'reset_tuners', 'remove_tuners']
+           'current_context', 'describe_tuners', 'set_tuners_active', 'active_tuners', 'reset_tuners', 'remove_tuners',
+           'add_adapter', 'delete_adapter', 'list_adapters', 'set_adapter', 'active_adapters']

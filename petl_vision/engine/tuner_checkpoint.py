@@ -10,7 +10,7 @@ from torch import nn
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from ..registry import HOOKS
-from ..tuners import save_tuners
+from ..tuners import save_tuners, tuned_network
 
 
 def _full_parameters(model: nn.Module) -> contextlib.AbstractContextManager:
@@ -43,7 +43,7 @@ class TunerCheckpointHook(Hook):
     def _save(self, runner, *names: str) -> list[Path]:
         """Called on every rank that runs the hook; the main process writes the files."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        tuned = getattr(model, 'backbone', model)
+        tuned = tuned_network(model)
         with _full_parameters(runner.model):
             if not is_main_process():
                 return []

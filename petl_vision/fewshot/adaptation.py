@@ -54,10 +54,10 @@ def prototype_objective(distance: str = 'cos') -> Objective:
 def tuner_parameters(model: nn.Module, names: Iterable[str]) -> list[nn.Parameter]:
     """Parameters of the tuners called ``names`` (plan ``name``) in every op of ``model``."""
     names = set(names)
-    params = [p for op in tuned_ops(model) for n, t in op.tuners.items() if n in names for p in t.parameters()]
+    params = [p for op in tuned_ops(model) for _, n, t in op.all_tuners() if n in names for p in t.parameters()]
     if not params:
         raise ValueError(f'no tuner named {sorted(names)} has parameters; attached: '
-                         f'{sorted({n for op in tuned_ops(model) for n in op.tuners})}')
+                         f'{sorted({n for op in tuned_ops(model) for _, n, _ in op.all_tuners()})}')
     return params
 
 

@@ -81,7 +81,7 @@ class ProLAD:
     """
 
     def __init__(self, model: nn.Module, config: ProLADConfig | None = None):
-        attached = {n for op in tuned_ops(model) for n in op.tuners}
+        attached = {n for op in tuned_ops(model) for _, n, _ in op.all_tuners()}
         if not set(PROLAD_TUNERS) <= attached:
             raise ValueError(f'model lacks the ProLAD tuners {sorted(set(PROLAD_TUNERS) - attached)}; '
                              'call attach_prolad(model) first')
@@ -139,7 +139,7 @@ class ProLAD:
         self.set_mode('tan')
         self.model.eval()
         for op in tuned_ops(self.model):  # TAN normalises with the support batch's statistics
-            for tuner in op.tuners.values():
+            for _, _, tuner in op.all_tuners():
                 if isinstance(tuner, TAN):
                     tuner.train()
         proto = prototype_objective()

@@ -130,7 +130,7 @@ class MultiTaskDenseModel(BaseModel):
 
     @property
     def task_conditioned(self) -> bool:
-        return any('task' in t.context_keys for op in tuned_ops(self.backbone) for t in op.tuners.values())
+        return any('task' in t.context_keys for op in tuned_ops(self.backbone) for _, _, t in op.all_tuners())
 
     def stage_maps(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """The maps the decoders read (see ``taps``), NCHW (B, C_i, H_i, W_i).

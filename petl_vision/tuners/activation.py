@@ -21,8 +21,8 @@ def set_tuners_enabled(model: nn.Module, enabled: bool) -> nn.Module:
 
 
 def tuner_names(model: nn.Module) -> list[str]:
-    """Every tuner name attached to ``model``, in attach order."""
-    return list(dict.fromkeys(n for op in tuned_ops(model) for n in op.tuners))
+    """Every tuner name attached to ``model`` (in any adapter), in attach order."""
+    return list(dict.fromkeys(n for op in tuned_ops(model) for _, n, _ in op.all_tuners()))
 
 
 def set_tuners_active(model: nn.Module, names: Iterable[str], active: bool) -> nn.Module:
@@ -33,14 +33,14 @@ def set_tuners_active(model: nn.Module, names: Iterable[str], active: bool) -> n
         raise ValueError(f'no tuner named {missing} is attached; attached: {tuner_names(model)}')
     for op in tuned_ops(model):
         for name in names:
-            if name in op.tuners:
-                (op.inactive.discard if active else op.inactive.add)(name)
+            (op.inactive.discard if active else op.inactive.add)(name)
     return model
 
 
 def active_tuners(model: nn.Module) -> list[str]:
-    """Names of the tuners that act on a forward pass (active in at least one op, not merged, op enabled)."""
-    return [n for n in tuner_names(model) if any(n in op.tuners and op.is_active(n) for op in tuned_ops(model))]
+    """Names of the tuners that can act on a forward pass (switched on, not merged, op enabled), in any adapter."""
+    return [n for n in tuner_names(model)
+            if any(name == n and op.is_active(a, name) for op in tuned_ops(model) for a, name, _ in op.all_tuners())]
 
 
 def reset_tuners(model: nn.Module, names: Iterable[str] | None = None) -> nn.Module:
@@ -51,9 +51,9 @@ def reset_tuners(model: nn.Module, names: Iterable[str] | None = None) -> nn.Mod
     if missing:
         raise ValueError(f'no tuner named {missing} is attached; attached: {tuner_names(model)}')
     for op in tuned_ops(model):
-        if any(n in op.merged for n in names if n in op.tuners):
+        if any(n in names for _, n in op.merged):
             raise RuntimeError(f'{op.op.name}: cannot reset merged tuners; call unmerge_tuners(model) first')
-        for name in names:
-            if name in op.tuners:
-                op.tuners[name].reset()
+        for _, name, tuner in op.all_tuners():
+            if name in names:
+                tuner.reset()
     return model

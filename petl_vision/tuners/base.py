@@ -84,6 +84,10 @@ class Tuner(nn.Module):
     placement: Placement = Placement.PARALLEL
     # the tuned model equals the frozen one at initialisation (checked by the generic suite)
     identity_at_init: ClassVar[bool] = True
+    # the output for one sample does not depend on the other samples of its batch (False: batch statistics, TAN)
+    per_sample: ClassVar[bool] = True
+    # the op's output keeps its shape (False: tuners that insert tokens, DAPT's internal prompt, IDPT)
+    keeps_shape: ClassVar[bool] = True
     # keys this tuner reads from the conditioning context (``tuner_context(task=...)``); a model runs the
     # backbone once per value where any tuner reads ``task``
     context_keys: ClassVar[tuple[str, ...]] = ()
@@ -97,6 +101,7 @@ class Tuner(nn.Module):
         self.config = config
         self.op_name = op.name
         self.tuner_name = config.name or getattr(type(self), 'type_name', type(self).__name__).lower()
+        self.adapter = 'default'  # set when attached (TunedOp.add)
         self.placement = Placement.of(getattr(config, 'placement', None) or type(self).placement, type(self).__name__)
         self.chain_index, self.chain_length = op.index, op.count
         self._initial_state: dict[str, torch.Tensor] | None = None
@@ -104,7 +109,7 @@ class Tuner(nn.Module):
     @property
     def chain_key(self) -> str:
         """Identifies the chain of ops this tuner's plan entry matched (the carried values of :mod:`.carry`)."""
-        return self.tuner_name
+        return f'{self.adapter}/{self.tuner_name}'
 
     @property
     def first_in_chain(self) -> bool:

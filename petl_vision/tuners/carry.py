@@ -31,9 +31,9 @@ def attach(y: torch.Tensor, values: dict[str, torch.Tensor]) -> torch.Tensor:
     return y
 
 
-def require(x: torch.Tensor, key: str, op_name: str) -> torch.Tensor:
-    """The value of chain ``key`` that the previous op attached to ``x``; :class:`CarryLost` if there is none."""
-    values = carried(x)
+def require(values: dict[str, torch.Tensor], key: str, op_name: str) -> torch.Tensor:
+    """The value of chain ``key`` among the ``values`` the previous op attached to this op's input
+    (:func:`carried`); :class:`CarryLost` if there is none."""
     if key not in values:
         raise CarryLost(
             f'{op_name!r} expects the value of {key!r} from the previous op of its chain, but its input carries none: '

@@ -58,8 +58,8 @@ class DynamicAdapter(BottleneckMLP, Tuner):
         nn.init.zeros_(self.up.bias)
 
     @property
-    def scratch_key(self) -> tuple[str, str]:
-        return self.op_name, self.tuner_name
+    def scratch_key(self) -> tuple[str, str, str]:
+        return self.op_name, self.adapter, self.tuner_name
 
     @classmethod
     def default_targets(cls, spec):
@@ -91,9 +91,10 @@ class InternalPrompt(Tuner):
         self.num_prefix = op.spec.num_prefix_tokens
         self.gamma = nn.Parameter(torch.empty(op.out_features).normal_(1.0, 0.02))
         self.beta = nn.Parameter(torch.empty(op.out_features).normal_(0.0, 0.02))
-        self._source_key: tuple[str, str] | None = None
+        self._source_key: tuple[str, str, str] | None = None
 
     identity_at_init = False  # the sequence gains a token per block
+    keeps_shape = False
 
     @classmethod
     def default_targets(cls, spec):
@@ -123,7 +124,7 @@ class InternalPrompt(Tuner):
         """y: block output (B, N, C) -> (B, N + 1, C) with the prompt after the prefix tokens."""
         adapter_out = scratch().pop(self._source_key, None)
         if adapter_out is None:
-            raise RuntimeError(f'the DynamicAdapter {self._source_key[1]!r} of {self.op_name!r} did not run in this '
+            raise RuntimeError(f'the DynamicAdapter {self._source_key[2]!r} of {self.op_name!r} did not run in this '
                                "call of the block (is it switched off?); the internal prompt is built from its output")
         prompt = torch.nn.functional.gelu(adapter_out).mean(dim=1, keepdim=True)  # (B, 1, C)
         prompt = prompt * self.gamma + self.beta

@@ -53,6 +53,7 @@ class IDPT(Tuner):
     config_cls = IDPTConfig
     placement = 'sequential'
     identity_at_init = False  # the sequence gains a prompt token
+    keeps_shape = False
 
     def __init__(self, config: IDPTConfig, op: OpInfo):
         super().__init__(config, op)

@@ -187,6 +187,7 @@ class TAN(Tuner):
     config_cls = TANConfig
     placement = 'parallel'
     identity_at_init = False
+    per_sample = False  # EpisodeNorm: statistics of the batch (of each adapter's group in a mixed batch)
 
     def __init__(self, config: TANConfig, op: OpInfo):
         super().__init__(config, op)

@@ -6,7 +6,7 @@ shared source by key; the first tuner creates it, the others get the same module
     def bind(self, lookup):
         self._source = [lookup.shared('polyhistor', lambda: HyperNetwork(...))]
 
-Sources live in one container on the tuned model, ``model.petl_sources`` (an ``nn.ModuleDict``), so that
+Sources live in one container on the tuned model, ``model.petl_sources[adapter]`` (``nn.ModuleDict``s), so that
 
 - their parameters are registered once: ``count_parameters`` and optimizers see them once;
 - ``save_tuners`` / ``load_tuners`` include them (they are trainable tensors of the model, and
@@ -32,10 +32,11 @@ def shared_sources(model: nn.Module) -> nn.ModuleDict:
 
 class TunerLookup:
     """What ``Tuner.bind`` receives: call it as ``lookup(op_name, tuner_name)`` to find another tuner of the
-    model, or use :meth:`shared` to get (or create) a shared weight source."""
+    same adapter, or use :meth:`shared` to get (or create) a shared weight source of that adapter."""
 
-    def __init__(self, model: nn.Module, find_tuner: Callable[[str, str], nn.Module | None]):
+    def __init__(self, model: nn.Module, find_tuner: Callable[[str, str], nn.Module | None], adapter: str):
         self.model = model
+        self.adapter = adapter
         self._find_tuner = find_tuner
 
     def __call__(self, op_name: str, tuner_name: str) -> nn.Module | None:
@@ -43,7 +44,10 @@ class TunerLookup:
 
     def shared(self, key: str, factory: Callable[[], nn.Module]) -> nn.Module:
         """The source stored under ``key``; ``factory()`` builds it the first time (on the model's device)."""
-        sources = shared_sources(self.model)
+        container = shared_sources(self.model)
+        if self.adapter not in container:
+            container[self.adapter] = nn.ModuleDict()
+        sources = container[self.adapter]
         if key not in sources:
             source = factory()
             ref = next(self.model.parameters(), None)

@@ -19,10 +19,11 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ..version import __version__
-from .attach import apply_tuners, remove_tuners, tuned_ops
+from .attach import (DEFAULT, active_adapters, add_adapter, adapter_plans, delete_adapter, list_adapters,
+                     tuned_ops)
 from .descriptor import describe
 from .patterns import logical_param_name
-from .tuned_op import TunedOp
+from .sources import SOURCES_ATTR
 
 FILE_FORMAT = 'petl_vision.tuners/2'
 OWNER_PREFIX = 'owner.'
@@ -66,12 +67,33 @@ def _trained_state(module: nn.Module, skip: frozenset[int] = frozenset()) -> dic
     return state
 
 
-def _tuner_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = _trained_state(model)
-    for name, module in model.named_modules():
-        if isinstance(module, TunedOp):
-            state.update((f'{name}.tuners.{b}', t) for b, t in module.tuners.named_buffers())
+def adapter_state(model: nn.Module, adapter: str) -> dict[str, torch.Tensor]:
+    """The tensors of one adapter, keyed as in a tuner file: ``<logical op>.tuners.<tuner>.<tensor>`` for its tuners
+    (whatever else wraps the op), ``petl_sources.<key>.<tensor>`` for its weight sources, and for ``'default'`` the
+    logical names of the backbone tensors it trains directly (with their modules' BatchNorm statistics)."""
+    if adapter not in adapter_plans(model):
+        raise KeyError(f'no adapter named {adapter!r}; adapters: {list_adapters(model)}')
+    state = {}
+    for op in tuned_ops(model):
+        if adapter in op.tuners:
+            group = op.tuners[adapter]
+            state.update((f'{op.op.name}.tuners.{n}', t) for n, t in group.named_parameters())
+            state.update((f'{op.op.name}.tuners.{n}', t) for n, t in group.named_buffers())
+    sources = getattr(model, SOURCES_ATTR, None)
+    if sources is not None and adapter in sources:
+        state.update((f'{SOURCES_ATTR}.{n}', t) for n, t in sources[adapter].state_dict(keep_vars=True).items())
+    if adapter == DEFAULT:
+        inside = frozenset(id(m) for op in tuned_ops(model) for m in op.tuners.modules())
+        for name, t in _trained_state(model, inside | _sources_ids(model)).items():
+            logical = logical_param_name(name, model)
+            if logical is not None:
+                state[logical] = t
     return state
+
+
+def _sources_ids(model: nn.Module) -> frozenset[int]:
+    sources = getattr(model, SOURCES_ATTR, None)
+    return frozenset(id(m) for m in sources.modules()) if sources is not None else frozenset()
 
 
 def _owner_state(owner: nn.Module | None, backbone: nn.Module) -> dict[str, torch.Tensor]:
@@ -82,23 +104,35 @@ def _owner_state(owner: nn.Module | None, backbone: nn.Module) -> dict[str, torc
     return {OWNER_PREFIX + n: t for n, t in _trained_state(owner, inside).items()}
 
 
+def _which(model: nn.Module, adapter: str | None) -> str:
+    if adapter is not None:
+        return adapter
+    active = active_adapters(model)
+    if len(active) != 1:
+        raise ValueError(f'adapters {active} are active; name the one to save: save_tuners(model, path, adapter=...)')
+    return active[0]
+
+
 def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None,
-                owner: nn.Module | None = None) -> Path:
-    """Write the trainable tensors (and tuner buffers) as safetensors, with the plan as metadata.
+                owner: nn.Module | None = None, adapter: str | None = None) -> Path:
+    """Write one adapter's tensors as safetensors, with its plan as metadata (default: the active adapter).
 
     ``extra``: JSON-serialisable information stored with it (the training config, metrics).
     ``owner``: the model holding this backbone; its trainable parameters outside the backbone (the task decoders
     of a ``MultiTaskDenseModel``) are stored too, as ``owner.<name>``, so one file restores the whole tuned model.
     """
-    if getattr(model, 'petl_plan', None) is None:
+    if not adapter_plans(model):
         raise RuntimeError('model has no tuners; call petl_vision.apply_tuners(model, plan) first')
+    adapter = _which(model, adapter)
     if any(op.merged for op in tuned_ops(model)):
         raise RuntimeError('tuners are merged into the backbone; call unmerge_tuners(model) before saving')
-    state = {**_tuner_state(model), **_owner_state(owner, model)}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    meta = {'format': FILE_FORMAT, 'petl_vision': __version__, 'plan': json.dumps(model.petl_plan),
-            'trainable': json.dumps(model.petl_trainable), 'backbone': json.dumps(backbone_fingerprint(model)),
-            'extra': json.dumps(extra or {}), 'digest': tensors_digest(tensors)}
+    plan = adapter_plans(model)[adapter]
+    state = {**adapter_state(model, adapter), **_owner_state(owner, model)}
+    # own copies: views of FSDP's unsharded flat parameter must not be pinned by the digest's numpy views
+    tensors = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
+    meta = {'format': FILE_FORMAT, 'petl_vision': __version__, 'plan': json.dumps(plan['plan']),
+            'trainable': json.dumps(plan['trainable']), 'backbone': json.dumps(backbone_fingerprint(model)),
+            'extra': json.dumps(extra or {}), 'digest': tensors_digest(tensors), 'adapter': adapter}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, safetensors_bytes(tensors, metadata=meta))
@@ -146,12 +180,15 @@ def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     return decoded, tensors
 
 
-def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = None) -> nn.Module:
-    """Load a file written by :func:`save_tuners`; a fresh backbone gets the file's plan applied first.
+def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = None,
+                adapter: str | None = None) -> nn.Module:
+    """Load a file written by :func:`save_tuners`.
 
+    Without ``adapter``: as the ``'default'`` adapter (a fresh backbone gets the file's plan applied first). With
+    ``adapter='name'``: the file's adapter is added under that name beside the adapters already there.
     ``owner``: the model holding this backbone; the file's ``owner.<name>`` tensors (task decoders) are loaded into
     it. Without ``owner`` they are left out (the backbone alone is restored). A file that does not fit changes
-    nothing: a plan applied for it is taken off again.
+    nothing: an adapter added for it is taken off again.
     """
     meta, tensors = read_tuner_file(path)
     owned = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith(OWNER_PREFIX)]}
@@ -162,22 +199,35 @@ def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = No
             f'fingerprint {saved["digest"]}) but this model is a {here["class"]} ({here["family"]}, '
             f'{here["num_params"]:,} parameters, fingerprint {here["digest"]}); build the backbone (and head) the '
             'file was made for')
-    current = getattr(model, 'petl_plan', None)
+    target = adapter or DEFAULT
+    plans = adapter_plans(model)
+    if adapter is not None and adapter in plans:
+        raise ValueError(f'model already has an adapter named {adapter!r}; load {path} under another name or '
+                         f'delete_adapter(model, {adapter!r}) first')
+    current = plans.get(DEFAULT, {}).get('plan') if adapter is None else None
     if current is not None and current != meta['plan']:
         raise ValueError(f'{path} holds tuners for plan {meta["plan"]} but the model was tuned with {current}; '
-                         'load it onto a fresh backbone (the plan is rebuilt from the file)')
+                         'load it onto a fresh backbone (the plan is rebuilt from the file), or as another adapter '
+                         '(load_tuners(model, path, adapter="name"))')
     grads = {p: p.requires_grad for p in model.parameters()}
-    if current is None:
-        apply_tuners(model, meta['plan'], meta['trainable'])
-    targets = [(_tuner_state(model), tensors)]
+    added = target not in plans
+    if added:
+        if target != DEFAULT and (meta['trainable'] or any(e.get('type') in ('BitFit', 'Full') for e in meta['plan'])):
+            raise ValueError(f'{path} trains backbone tensors directly (BitFit, full or '
+                             f'trainable={meta["trainable"]}); '
+                             "load it as the 'default' adapter (a named adapter holds those as deltas)")
+        add_adapter(model, target, meta['plan'], meta['trainable'])
+    targets = [(adapter_state(model, target), tensors)]
     if owner is not None:
         targets.append((_owner_state(owner, model), owned))
     try:  # check everything before copying anything: a bad file changes nothing
         for state, saved_tensors in targets:
             _check_fits(path, state, saved_tensors)
     except ValueError:
-        if current is None:
-            remove_tuners(model, grads)
+        if added:
+            delete_adapter(model, target)
+            for p, flag in grads.items():
+                p.requires_grad_(flag)
         raise
     with torch.no_grad():
         for state, saved_tensors in targets:
@@ -196,9 +246,9 @@ def _check_fits(path, state: dict[str, torch.Tensor], saved: dict[str, torch.Ten
 
 
 def _from_v1(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
-    """Format 1 (no digest) attached VPT-shallow and Bypass to the block stack itself (``blocks``): format 2 puts
-    them on every block (``blocks.*``; VPT with ``shallow=True``, its tokens on the first block; the Bypass's
-    i-th lateral/vertical adapters on block i)."""
+    """Format 1 (no digest, module-path keys) attached VPT-shallow and Bypass to the block stack itself
+    (``blocks``): format 2 puts them on every block (``blocks.*``; VPT with ``shallow=True``, its tokens on the
+    first block; the Bypass's i-th lateral/vertical adapters on block i)."""
     plan, stacks = [], {}
     for entry in meta['plan']:
         entry = dict(entry)
@@ -211,8 +261,15 @@ def _from_v1(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[di
         plan.append(entry)
     out = {}
     for key, t in tensors.items():
-        out[_v1_key(key, stacks)] = t
+        out[_logical_key(_v1_key(key, stacks))] = t
     return {**meta, 'plan': plan, 'format': FILE_FORMAT}, out
+
+
+def _logical_key(key: str) -> str:
+    """Format 1 keyed tensors by module path, with the ``base`` level of every wrapped op: format 2 uses logical
+    op names (the same whichever other ops are wrapped)."""
+    head, sep, tail = key.partition('.tuners.')
+    return '.'.join(p for p in head.split('.') if p != 'base') + sep + tail
 
 
 def _v1_key(key: str, stacks: dict[str, str]) -> str:

@@ -136,11 +136,11 @@ def test_tuners_attach_through_the_descriptor(pts):
     before = model(pts)
     model = apply_tuners(model, 'lora').eval()
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [
-        f'blocks.{i}.attn.qkv.tuners.lora.lora_{ab}' for i in range(2) for ab in 'AB']
+        f'blocks.{i}.attn.qkv.tuners.default.lora.lora_{ab}' for i in range(2) for ab in 'AB']
     assert torch.equal(model(pts), before)  # LoRA's B starts at zero
     vpt = apply_tuners(tiny(num_classes=3), 'vpt_deep').eval()
     assert [n for n, p in vpt.named_parameters() if p.requires_grad] == [
-        'blocks.0.attn.tuners.vpt.tokens', 'blocks.1.attn.tuners.vpt.tokens']
+        'blocks.0.attn.tuners.default.vpt.tokens', 'blocks.1.attn.tuners.default.vpt.tokens']
     assert not torch.allclose(vpt(pts), before)
 
 

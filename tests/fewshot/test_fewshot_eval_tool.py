@@ -50,8 +50,9 @@ def test_tool_reads_an_image_folder_domain(tmp_path):
             pixels = np.clip(60 * c + 40 + rng.normal(0, 5, (12, 12, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(tmp_path / f'{c}_{i}.png')
             split[f'{c}_{i}.png'] = c
-    for name in ('train', 'val', 'test'):
-        (tmp_path / f'{name}.json').write_text(json.dumps(split))
+    (tmp_path / 'test.json').write_text(json.dumps(split))  # the tool reads one split; train and val hold others
+    for name in ('train', 'val'):
+        (tmp_path / f'{name}.json').write_text(json.dumps({}))
     tool = load_tool('fewshot_eval.py')
     results = tool.main(['--backbone', 'vit_digits_demo', '--method', 'frozen', '--dataset', 'folder:grey',
                          '--data-root', str(tmp_path), '--episodes', '2', '--n-way', '3', '--k-shot', '1',

@@ -69,7 +69,7 @@ def test_stage2_distils_from_stage1_features(monkeypatch):
     torch.testing.assert_close(teacher, stage1_features, rtol=0, atol=0)
     method.stage2(x, y, teacher, a=0.5)
     assert seen and all(t is teacher for t in seen)  # every stage-2 step distils towards stage 1's features
-    tan_norms = [t.norm for op in tuned_ops(model) for t in op.tuners.values() if isinstance(t, TAN)]
+    tan_norms = [t.norm for op in tuned_ops(model) for _, _, t in op.all_tuners() if isinstance(t, TAN)]
     assert tan_norms and all(int(n.num_batches) == len(seen) for n in tan_norms)  # support batch statistics
 
 

@@ -86,9 +86,9 @@ def test_shared_hypernetwork_is_registered_and_counted_once():
     backbone = model.backbone
     names = [n for n, p in backbone.named_parameters() if p.requires_grad]
     # task embeddings, 24 layer embeddings, projector (2 Linear), LayerNorm, 2 heads
-    assert sum(n.startswith('petl_sources.polyhistor.') for n in names) == 1 + 24 + 4 + 2 + 4
+    assert sum(n.startswith('petl_sources.default.polyhistor.') for n in names) == 1 + 24 + 4 + 2 + 4
     assert pv.count_parameters(backbone)['trainable'] == POLYHISTOR
     # every tuner points at the same module, which is not registered under any tuner
-    sources = {id(t.source) for op in pv.tuners.tuned_ops(backbone) for t in op.tuners.values()}
+    sources = {id(t.source) for op in pv.tuners.tuned_ops(backbone) for _, _, t in op.all_tuners()}
     assert len(sources) == 1
     assert not any('.tuners.' in n and 'heads' in n for n in names)

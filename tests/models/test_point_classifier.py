@@ -158,8 +158,10 @@ def test_dapt_trains_end_to_end_with_the_runner(data_roots, tmp_path):
     assert len(losses) == 6 and losses[-1] < losses[0]
     assert runner.message_hub.get_scalar('val/accuracy/top1').current() in (0.0, 25.0, 50.0, 75.0, 100.0)
     meta, tensors = pv.tuners.read_tuner_file(tmp_path / 'tuners_best.safetensors')
-    trainable = {n for n, p in runner.model.backbone.named_parameters() if p.requires_grad}
-    assert trainable <= set(tensors) and meta['plan'] == runner.model.backbone.petl_plan
+    backbone = runner.model.backbone
+    assert set(tensors) == set(pv.tuners.adapter_state(backbone, 'default')) and meta['plan'] == backbone.petl_plan
+    trained = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+    assert trained == sum(tensors[k].numel() for k in tensors if 'running_' not in k and 'num_batches' not in k)
 
 
 class _LossRecorder(Hook):

@@ -98,7 +98,7 @@ def test_carried_state_lost_between_blocks_is_an_error(images):
     x = model.patch_embed(images)
     x = model._pos_embed(x)
     x = model.blocks[0](x) * 1.0  # a new tensor: the carried prompt is not attached to it
-    with pytest.raises(RuntimeError, match="'blocks.1' expects the value of 'vpt'"):
+    with pytest.raises(RuntimeError, match="'blocks.1' expects the value of 'default/vpt'"):
         model.blocks[1](x)
 
 
@@ -267,7 +267,8 @@ def test_tuners_package_imports_nothing_from_backbones_models_datasets_or_mmengi
 def test_tuned_ops_know_their_chain_position():
     model = tuned('bypass')
     ops = [m for m in model.blocks if isinstance(m, TunedOp)]
-    assert [(op.tuners['bypass'].chain_index, op.tuners['bypass'].chain_length) for op in ops] == [(0, 2), (1, 2)]
+    tuners = [op.tuners['default']['bypass'] for op in ops]
+    assert [(t.chain_index, t.chain_length) for t in tuners] == [(0, 2), (1, 2)]
 
 
 @pytest.mark.parametrize('entry,message', [

@@ -35,7 +35,7 @@ def test_wrong_op_kind_is_explained():
 
 def test_lora_updates_only_q_and_v_and_inits_a_random_b_zero(images):
     model = pv.apply_tuners(tiny_vit(), 'lora')
-    lora = model.blocks[0].attn.qkv.tuners['lora']
+    lora = model.blocks[0].attn.qkv.tuners['default']['lora']
     assert lora.lora_A.abs().sum() > 0 and lora.lora_B.abs().sum() == 0  # not V-PETL Bench's A = B = 0
     with torch.no_grad():
         lora.lora_B.normal_()
@@ -47,7 +47,7 @@ def test_lora_updates_only_q_and_v_and_inits_a_random_b_zero(images):
 
 def test_lora_alpha_scales_the_update():
     model = pv.apply_tuners(tiny_vit(), [{'type': 'LoRA', 'rank': 4, 'alpha': 8, 'targets': 'blocks.0.attn.proj'}])
-    lora = model.blocks[0].attn.proj.tuners['lora']
+    lora = model.blocks[0].attn.proj.tuners['default']['lora']
     with torch.no_grad():
         lora.lora_B.normal_()
     A, B = lora.lora_A, lora.lora_B[0]
@@ -88,7 +88,7 @@ def test_vpt_prompts_sit_after_the_class_and_register_tokens(images):
     block.register_forward_hook(lambda m, inp, out: seen.setdefault('x', inp[0]))
     feats = model.forward_features(images)
     assert feats.shape == (2, 3 + 16, 64)  # prompts dropped again
-    prompts = model.blocks[0].tuners['vpt'].tokens[0]
+    prompts = model.blocks[0].tuners['default']['vpt'].tokens[0]
     torch.testing.assert_close(seen['x'][0, 3:13], prompts)  # cls + 2 registers, then 10 prompts
 
 
@@ -150,7 +150,7 @@ def test_stacked_tuners_on_one_op_and_nested_ops(images):
             {'type': 'SSF', 'targets': 'blocks.*.attn.qkv'}]
     model = pv.apply_tuners(tiny_vit(), plan)
     assert isinstance(model.blocks[0], TunedOp) and isinstance(model.blocks[0].base.attn.qkv, TunedOp)
-    assert list(model.blocks[0].base.attn.qkv.tuners) == ["lora", "ssf"]
+    assert list(model.blocks[0].base.attn.qkv.tuners["default"]) == ["lora", "ssf"]
     assert model(images).shape == (2, 5)
 
 

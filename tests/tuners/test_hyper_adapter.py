@@ -26,7 +26,7 @@ def perturb(model, seed: int = 0) -> None:
 
 
 def adapters(model):
-    return [t for op in tuned_ops(model) for t in op.tuners.values()]
+    return [t for op in tuned_ops(model) for _, _, t in op.all_tuners()]
 
 
 @pytest.mark.parametrize('type_name', TYPES)
@@ -94,7 +94,7 @@ def test_polyhistor_scales_the_template_by_kronecker_products():
     torch.testing.assert_close(w_down[:4, 16:], s[0, 1] * t_down)  # block (0, 1) of S (x) T
     torch.testing.assert_close(w_up[16:, :4], large.scale_up[1, 0] * t_up)
     lite = tuned('PolyhistorLite', factor_rank=2)
-    t_down, _ = lite.petl_sources.polyhistorlite.templates(torch.randn(64))
+    t_down, _ = lite.petl_sources.default.polyhistorlite.templates(torch.randn(64))
     assert torch.linalg.matrix_rank(t_down) <= 2  # templates are rank-k products
 
 
@@ -109,6 +109,6 @@ def test_bad_settings_fail_clearly():
         pv.apply_tuners(tiny_swin(), plan)
     plan[1]['name'] = 'ffn'
     model = pv.apply_tuners(tiny_swin(), plan)
-    assert set(model.petl_sources) == {'hyperadapter', 'ffn'}
+    assert set(model.petl_sources['default']) == {'hyperadapter', 'ffn'}
     with pytest.raises(ValueError, match='cannot merge'):
         pv.merge_tuners(model)

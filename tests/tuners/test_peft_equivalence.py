@@ -18,7 +18,7 @@ def test_lora_on_fused_qkv_matches_peft(images):
     with torch.no_grad():
         for i, block in enumerate(ours.blocks):
             for op_name in ('attn.qkv', 'mlp.fc1'):
-                mine = block.get_submodule(op_name).tuners['lora']
+                mine = block.get_submodule(op_name).tuners['default']['lora']
                 other = theirs.base_model.model.blocks[i].get_submodule(op_name)
                 other.lora_B['default'].weight.normal_(generator=g)
                 mine.lora_A.copy_(other.lora_A['default'].weight)

@@ -40,7 +40,7 @@ def test_ta_is_a_strided_1x1_conv_parallel_to_the_3x3_conv_and_merges_into_its_c
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 8, 3, stride=2, padding=1)
     model = pv.apply_tuners(nn.Sequential(conv), [{'type': 'TA', 'targets': '0', 'init_scale': 0.1}])
-    ta = model[0].tuners['ta']
+    ta = model[0].tuners['default']['ta']
     x = torch.randn(2, 4, 9, 9)
     y = model(x)
     assert y.shape == (2, 8, 5, 5)
@@ -55,9 +55,9 @@ def test_ta_initialisations():
     model = pv.apply_tuners(tiny_vit(), [{'type': 'TA', 'name': 'random'},
                                          {'type': 'TA', 'name': 'eye', 'init': 'eye', 'init_scale': 1e-4}])
     op = dict((o.op.name, o) for o in tuned_ops(model))['blocks.0.mlp.fc2']
-    assert op.tuners['random'].weight.shape == (64, 256)
-    assert op.tuners['random'].weight.std().item() == pytest.approx(1e-5, rel=0.1)  # ProLAD's randn * 1e-5
-    torch.testing.assert_close(op.tuners['eye'].weight, 1e-4 * torch.eye(64, 256))  # TSA's 1e-4 * I
+    assert op.tuners['default']['random'].weight.shape == (64, 256)
+    assert op.tuners['default']['random'].weight.std().item() == pytest.approx(1e-5, rel=0.1)  # ProLAD's randn * 1e-5
+    torch.testing.assert_close(op.tuners['default']['eye'].weight, 1e-4 * torch.eye(64, 256))  # TSA's 1e-4 * I
     with pytest.raises(ValueError, match="init='ones' is not one of"):
         pv.apply_tuners(tiny_vit(), [{'type': 'TA', 'init': 'ones'}])
 
@@ -71,7 +71,7 @@ def test_tan_normalises_with_the_episode_batch_statistics_and_no_affine():
     torch.manual_seed(0)
     conv = nn.Conv2d(16, 16, 3, padding=1)
     model = pv.apply_tuners(nn.Sequential(conv), [{'type': 'TAN', 'targets': '0', 'init_scale': 0.1}])
-    tan = model[0].tuners['tan']
+    tan = model[0].tuners['default']['tan']
     assert [n for n, _ in tan.named_parameters()] == ['weight']  # no affine in the norm
     assert tan.weight.shape == (16, 2, 3, 3)  # grouped (8 groups), O's 3x3 kernel
     support = 3 + 2 * torch.randn(6, 16, 5, 5)
@@ -98,7 +98,7 @@ def test_tan_on_tokens_is_a_grouped_linear_map_of_normalised_tokens():
     x = torch.randn(3, 5, 16)
     torch.testing.assert_close(norm(x), _norm_reference(x, (0, 1)), rtol=1e-4, atol=1e-4)
     model = pv.apply_tuners(tiny_vit(), [{'type': 'TAN', 'groups': 4, 'init_scale': 0.1}])
-    tan = dict((o.op.name, o) for o in tuned_ops(model))['blocks.0.mlp'].tuners['tan']
+    tan = dict((o.op.name, o) for o in tuned_ops(model))['blocks.0.mlp'].tuners['default']['tan']
     h = torch.randn(2, 5, 64)
     blocks = torch.block_diag(*tan.weight.view(4, 16, 16))  # (64, 64) block-diagonal
     torch.testing.assert_close(tan(h), _norm_reference(h, (0, 1)) @ blocks.T, rtol=1e-4, atol=1e-4)
@@ -111,7 +111,7 @@ def test_alignment_is_identity_at_init_and_maps_pooled_features():
     x = example_inputs('vit')
     before = model(x)
     pv.apply_tuners(model, [{'type': 'PreClassifierAlignment'}])
-    beta = tuned_ops(model)[0].tuners['preclassifieralignment']
+    beta = tuned_ops(model)[0].tuners['default']['preclassifieralignment']
     torch.testing.assert_close(model(x), before, rtol=0, atol=0)
     with torch.no_grad():
         beta.weight.copy_(torch.randn(64, 64))
