@@ -1,0 +1,1 @@
+"""Adapter composition: libraries of adapters on disk, weight-space mixing of adapters."""
