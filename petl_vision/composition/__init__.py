@@ -1,1 +1,12 @@
-"""Adapter composition: libraries of adapters on disk, weight-space mixing of adapters."""
+"""Composition of named adapters in weight space: task-vector combinations (linear, task arithmetic, TIES, DARE,
+SVD), AdapterSoup selection, magnitude pruning and sign analysis (docs/mixing.md)."""
+from ..tuners import dense_delta  # noqa: F401  (registers DenseDelta, what combined LoRA updates become)
+from .combine import CombineReport, combine_adapters, prune_adapter, prune_vectors
+from .merging import METHODS, disjoint_mean, elect_sign, merge_stack, trim
+from .selection import adapter_soup, select_by_similarity, task_vector_similarity
+from .signs import SignDifference, sign_difference, sign_difference_of
+from .vectors import adapter_vectors
+
+__all__ = ['METHODS', 'CombineReport', 'SignDifference', 'adapter_soup', 'adapter_vectors', 'combine_adapters',
+           'disjoint_mean', 'elect_sign', 'merge_stack', 'prune_adapter', 'prune_vectors', 'select_by_similarity',
+           'sign_difference', 'sign_difference_of', 'task_vector_similarity', 'trim']

@@ -17,6 +17,7 @@ from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .layers import BottleneckMLP
 from .registry import register_tuner
+from .task_vectors import TaskVector, load_parameter_vector, parameter_vector
 
 ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU, 'swish': nn.SiLU, 'identity': nn.Identity}
 
@@ -88,6 +89,13 @@ class Adapter(BottleneckMLP, Tuner):
             base.weight.copy_(base.weight + M @ base.weight)
             new_bias = c + (M @ base.bias if base.bias is not None else 0)
         _add_bias(base, new_bias)
+
+    def task_vector(self) -> TaskVector:
+        """Its parameters (down, up: weights and biases)."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
 
 
 def _add_bias(base: nn.Linear, extra: torch.Tensor) -> None:

@@ -24,6 +24,7 @@ from .config import TunerConfig
 from .layers import BottleneckMLP
 from .placement import Placement
 from .registry import register_tuner
+from .task_vectors import TaskVector, load_parameter_vector, parameter_vector
 
 
 class ResAdapter(BottleneckMLP, nn.Module):
@@ -77,3 +78,10 @@ class Bypass(Tuner):
         which starts from its detached input) -> h_i, same shape."""
         h = x.detach() if prev is None else prev
         return self.lateral(y.detach()) + self.vertical(h)
+
+    def task_vector(self) -> TaskVector:
+        """Its parameters (lateral and vertical adapters)."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)

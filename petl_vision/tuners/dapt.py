@@ -30,6 +30,7 @@ from .config import TunerConfig
 from .context import scratch
 from .layers import BottleneckMLP, insert_tokens
 from .registry import register_tuner
+from .task_vectors import TaskVector, load_parameter_vector, parameter_vector
 
 
 
@@ -71,6 +72,13 @@ class DynamicAdapter(BottleneckMLP, Tuner):
         out = self.bottleneck(z) * torch.relu(self.scale(z))  # (B, N, C) * (B, N, 1)
         scratch()[self.scratch_key] = out
         return out
+
+    def task_vector(self) -> TaskVector:
+        """Its parameters (norm, per-token scale, bottleneck)."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
 
 
 @dataclasses.dataclass
@@ -129,6 +137,13 @@ class InternalPrompt(Tuner):
         prompt = torch.nn.functional.gelu(adapter_out).mean(dim=1, keepdim=True)  # (B, 1, C)
         prompt = prompt * self.gamma + self.beta
         return insert_tokens(y, [prompt.to(y.dtype)], self.num_prefix)
+
+    def task_vector(self) -> TaskVector:
+        """Its parameters (gamma, beta)."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
 
 
 # The official code's "tfts" scale/shift, by our op names (``ssf_targets`` of the point transformer's descriptor).

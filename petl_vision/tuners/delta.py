@@ -17,6 +17,7 @@ from torch import nn
 from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .registry import register_tuner
+from .task_vectors import TaskVector, load_parameter_vector, parameter_vector
 
 
 @dataclasses.dataclass
@@ -33,6 +34,13 @@ class _Delta(Tuner):
 
     def mergeable_reason(self, base: nn.Module) -> str | None:
         return None
+
+    def task_vector(self) -> TaskVector:
+        """The deltas themselves."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
 
 
 @register_tuner

@@ -21,6 +21,7 @@ The hypernetwork is one module shared by every tuner of a plan entry, stored onc
 for ``G_up`` / ``T_up``), so the tuned model starts equal to the frozen one.
 """
 import dataclasses
+import json
 import math
 
 import torch
@@ -32,8 +33,10 @@ from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .context import require_context
 from .registry import register_tuner
+from .task_vectors import TaskVector, load_parameter_vector
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (r, d), b_down, W_up (d, r), b_up
+_WEIGHT_NAMES = ('down', 'down_bias', 'up', 'up_bias')  # TaskAdapter's parameters, stacked over tasks
 
 
 @dataclasses.dataclass
@@ -103,6 +106,25 @@ class _TaskConditionedAdapter(Tuner):
         update = F.linear(self.act(F.linear(x, w_down, b_down)), w_up, b_up) * self.config.scale  # (..., d)
         return update if self.placement == 'parallel' else x + update
 
+    # task vector (task_vectors.py): the adapter weights of every task, generated or stored
+    def task_vector(self) -> TaskVector:
+        """Stacked over ``config.tasks``: down (T, r, d), down_bias (T, r), up (T, d, r), up_bias (T, d)."""
+        per_task = [self.weights(t) for t in self.config.tasks]
+        return {k: torch.stack([w[i].detach() for w in per_task]) for i, k in enumerate(_WEIGHT_NAMES)}
+
+    def task_space(self) -> str:
+        c = self.config
+        return f'TaskAdapter {json.dumps([c.tasks, c.reduction, c.placement, c.act, c.scale])}'
+
+    def rebuild_entry(self) -> dict:
+        c = self.config
+        return {'type': 'TaskAdapter', 'tasks': list(c.tasks), 'reduction': c.reduction, 'placement': c.placement,
+                'act': c.act, 'scale': c.scale}
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        raise ValueError(f'{self.type_name} generates its weights from a hypernetwork; rebuild its task vector as a '
+                         'TaskAdapter (rebuild_entry), which stores them')
+
 
 @register_tuner
 class TaskAdapter(_TaskConditionedAdapter):
@@ -124,6 +146,9 @@ class TaskAdapter(_TaskConditionedAdapter):
     def weights(self, task: str) -> Weights:
         i = self.task_index(task)
         return self.down[i], self.down_bias[i], self.up[i], self.up_bias[i]
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
 
 
 class HyperNetwork(nn.Module):

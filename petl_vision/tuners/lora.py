@@ -16,6 +16,7 @@ from torch import nn
 from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .registry import register_tuner
+from .task_vectors import DENSE_DELTA, TaskVector
 
 _PARTS = ('q', 'k', 'v')
 
@@ -90,3 +91,17 @@ class LoRA(Tuner):
 
     def merge(self, base: nn.Linear) -> None:
         base.weight += self.delta_weight().to(base.weight.dtype)
+
+    # task vector (task_vectors.py): the dense update, never A and B apart
+    def task_vector(self) -> TaskVector:
+        return {'delta_weight': self.delta_weight().detach().clone()}
+
+    def task_space(self) -> str:
+        return DENSE_DELTA
+
+    def rebuild_entry(self) -> dict:
+        return {'type': 'DenseDelta'}
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        raise ValueError(f'a rank-{self.config.rank} LoRA cannot hold an arbitrary dense update; rebuild it as a '
+                         'DenseDelta (exact) or SVD-truncate it (task_vectors.low_rank, combine_adapters(rank=k))')

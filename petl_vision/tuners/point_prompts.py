@@ -24,6 +24,7 @@ from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .layers import insert_tokens
 from .registry import register_tuner
+from .task_vectors import TaskVector
 
 
 
@@ -91,6 +92,11 @@ class IDPT(Tuner):
             levels.append(x)
         prompt = self.fuse(torch.cat(levels, dim=1)).max(dim=-1).values  # (B, C)
         return insert_tokens(y, [prompt[:, None].to(y.dtype)], n)
+
+    def task_vector(self) -> TaskVector:
+        raise TypeError(f'IDPT on {self.op_name!r} defines no task vector: its prompt generator keeps BatchNorm '
+                        'statistics, so a weighted sum of its parameters does not define a prompt generator; mix IDPT '
+                        'adapters per sample (tuner_context(adapter=[...])) instead')
 
 
 # What IDPT trains besides its prompt module (the official optimizer keeps names containing ``cls``).

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .registry import register_tuner
+from .task_vectors import TaskVector, check_vector, load_parameter_vector, parameter_vector
 
 INITS = ('random', 'eye', 'zeros')
 
@@ -127,6 +128,13 @@ class TA(Tuner):
     def merge(self, base: nn.Module) -> None:
         delta, where = self._delta(base)
         base.weight[where] += delta
+
+    def task_vector(self) -> TaskVector:
+        """alpha, its parameter."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
 
 
 class EpisodeNorm(nn.Module):
@@ -239,6 +247,13 @@ class TAN(Tuner):
     def mergeable_reason(self, base: nn.Module) -> str | None:
         return 'TAN normalises its input with episode statistics at run time'
 
+    def task_vector(self) -> TaskVector:
+        """W, its parameter (the episode statistics are re-estimated per episode, not part of it)."""
+        return parameter_vector(self)
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        load_parameter_vector(self, vector)
+
 
 @dataclasses.dataclass
 class PreClassifierAlignmentConfig(TunerConfig):
@@ -282,3 +297,14 @@ class PreClassifierAlignment(Tuner):
 
     def mergeable_reason(self, base: nn.Module) -> str | None:
         return 'the alignment map is trained per episode and kept apart from the backbone'
+
+    def task_vector(self) -> TaskVector:
+        """``beta - I``: the change from the identity map."""
+        eye = torch.eye(self.weight.shape[0], dtype=self.weight.dtype, device=self.weight.device)
+        return {'weight': self.weight.detach() - eye}
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        check_vector('PreClassifierAlignment', {'weight': self.weight.shape}, vector)
+        with torch.no_grad():
+            self.weight.copy_(vector['weight'] + torch.eye(self.weight.shape[0], dtype=self.weight.dtype,
+                                                           device=self.weight.device))

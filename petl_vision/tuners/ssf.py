@@ -12,6 +12,7 @@ from torch import nn
 from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .registry import register_tuner
+from .task_vectors import TaskVector, check_vector
 
 
 @dataclasses.dataclass
@@ -60,3 +61,13 @@ class SSF(Tuner):
             base.bias = nn.Parameter(self.shift.detach().clone(), requires_grad=False)
         else:
             base.bias.mul_(self.scale).add_(self.shift)
+
+    def task_vector(self) -> TaskVector:
+        """``(scale - 1, shift)``: the change from the identity transform."""
+        return {'scale': self.scale.detach() - 1, 'shift': self.shift.detach().clone()}
+
+    def load_task_vector(self, vector: TaskVector) -> None:
+        check_vector('SSF', {'scale': self.scale.shape, 'shift': self.shift.shape}, vector)
+        with torch.no_grad():
+            self.scale.copy_(vector['scale'] + 1)
+            self.shift.copy_(vector['shift'])
