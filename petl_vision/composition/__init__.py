@@ -1,5 +1,8 @@
-"""Composition of named adapters in weight space: task-vector combinations (linear, task arithmetic, TIES, DARE,
-SVD), AdapterSoup selection, magnitude pruning and sign analysis (docs/mixing.md)."""
+"""Adapter composition: libraries of adapters on disk, weight-space mixing of adapters.
+
+Mixing (docs/mixing.md): task-vector combinations (linear, task arithmetic, TIES, DARE, SVD), AdapterSoup
+selection, magnitude pruning and sign analysis. ``library.py`` is imported as its own module.
+"""
 from ..tuners import dense_delta  # noqa: F401  (registers DenseDelta, what combined LoRA updates become)
 from .combine import CombineReport, combine_adapters, prune_adapter, prune_vectors
 from .merging import METHODS, disjoint_mean, elect_sign, merge_stack, trim
