@@ -7,7 +7,9 @@
 Each run selects its best checkpoint on the validation split (TunerCheckpointHook), then that best tuner
 file is evaluated once on the test split when the config has a ``test_dataloader``.
 
-Multi-task dense configs (``MultiTaskDenseModel``) get their own table (every task's metric and delta_m) and a
+Multi-task classification configs (``MultiTaskClassifier``) get a table of every task's top-1 and the trainable
+parameters per task as % of the backbone, and a plot. Multi-task dense configs (``MultiTaskDenseModel``) get their
+own table (every task's metric and delta_m) and a
 delta_m-vs-parameters plot. delta_m is measured against the suite's single-task runs of the same dataset
 (configs with ``suite = dict(single_task=True)``) and, for tasks the suite has no single-task run of,
 ``--single-task-baselines FILE``; a row gets delta_m only when every one of its tasks has a baseline. The
@@ -26,8 +28,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from petl_vision.analysis import DenseRow, SuiteRow, add_delta_m, single_task_baselines, write_dense_results, \
-    write_results
+from petl_vision.analysis import DenseRow, MultiTaskRow, SuiteRow, add_delta_m, single_task_baselines, \
+    write_dense_results, write_multitask_results, write_results
 from petl_vision.evaluation.dense import load_single_task_baselines
 from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads
 from petl_vision.tuners import load_tuners
@@ -72,6 +74,8 @@ def run_one(config: Path, work_dir: Path, options: dict | None, hooks: tuple[Hoo
     runner.train()
     seconds = time.perf_counter() - start
     model = runner.model
+    if cfg.model.type == 'MultiTaskClassifier':
+        return multitask_row(config, cfg, runner, seconds)
     best = Path(cfg.work_dir) / 'tuners_best.safetensors'
     if best.exists():
         load_tuners(model.backbone, best, owner=model)  # the best epoch's tuners and (dense) decoders
@@ -92,6 +96,26 @@ def run_one(config: Path, work_dir: Path, options: dict | None, hooks: tuple[Hoo
                     head=counts['head'], val_top1=val, test_top1=test, train_seconds=seconds)
 
 
+def multitask_row(config: Path, cfg: Config, runner: Runner, seconds: float) -> MultiTaskRow:
+    """Restore the best epoch (by mean validation top-1: every task's file of that epoch) and test it."""
+    model = runner.model
+    for file, adapter, owner in model.tuner_files('tuners_best.safetensors'):
+        path = Path(cfg.work_dir) / file
+        if path.exists():
+            load_tuners(model.backbone, path, owner=owner, adapter=adapter, replace=adapter is not None)
+    split = 'test' if cfg.get('test_dataloader') else 'val'
+    metrics = runner.test() if split == 'test' else runner.val()
+    counts = model.parameter_counts()['per_task']
+    meta = cfg.get('suite', {})
+    return MultiTaskRow(config=str(config), dataset=meta.get('dataset', 'multi-task'),
+                        method=meta.get('method', config.stem), split=split,
+                        top1={t: float(metrics[f'{t}/top1']) for t in model.tasks},
+                        adapter_per_task={t: c['adapter'] for t, c in counts.items()},
+                        head_per_task={t: c['head'] for t, c in counts.items()},
+                        percent_per_task={t: c['percent_of_backbone'] for t, c in counts.items()},
+                        train_seconds=seconds)
+
+
 def dense_baselines(rows: list[DenseRow], path: str | None) -> dict[str, dict[str, float]]:
     """Single-task baselines per dataset: the file's values (for every dataset), replaced by the suite's own
     single-task runs where it has them."""
@@ -102,6 +126,10 @@ def dense_baselines(rows: list[DenseRow], path: str | None) -> dict[str, dict[st
 
 def result_line(row: SuiteRow | DenseRow) -> str:
     """One line per finished run: its accuracy (or dense metrics), trainable parameters and training time."""
+    if isinstance(row, MultiTaskRow):
+        scores = ', '.join(f'{k} {v:.2f}' for k, v in row.top1.items())
+        return f'{row.method}: {row.split} top-1 {scores} (mean {row.mean_top1:.2f}); ' \
+               f'{row.mean_percent:.2f}% of the backbone per task; {row.train_seconds:.0f} s'
     if isinstance(row, DenseRow):
         scores = ', '.join(f'{k} {v:.2f}' for k, v in row.metrics.items())
         return f'{row.method}: {row.split} {scores}; {row.trainable:,} trainable; {row.train_seconds:.0f} s'
@@ -155,6 +183,9 @@ def main() -> None:
     classification = [r for r in rows if isinstance(r, SuiteRow)]
     if classification:
         outputs.append(write_results(classification, work_dir))
+    multitask = [r for r in rows if isinstance(r, MultiTaskRow)]
+    if multitask:
+        outputs.append(write_multitask_results(multitask, work_dir))
     dense = [r for r in rows if isinstance(r, DenseRow)]
     if dense:
         dense = add_delta_m(dense, dense_baselines(dense, args.single_task_baselines))

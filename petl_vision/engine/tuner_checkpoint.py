@@ -22,6 +22,13 @@ def _full_parameters(model: nn.Module) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _files(model: nn.Module, name: str) -> list[tuple[str, str | None, nn.Module]]:
+    """(file name, adapter, owner) of each tuner file a checkpoint ``name`` means for ``model``: one file, or, for a
+    model with an adapter per task (``tuner_files``), one per task with that task's head."""
+    specs = getattr(model, 'tuner_files', None)
+    return specs(name) if callable(specs) else [(name, None, model)]
+
+
 @HOOKS.register_module()
 class TunerCheckpointHook(Hook):
     """Writes ``tuners_<epoch|iter>_N.safetensors``, ``tuners_latest.safetensors`` and, when ``save_best``
@@ -49,8 +56,9 @@ class TunerCheckpointHook(Hook):
                 return []
             if self._config_text is None:
                 self._config_text = runner.cfg.pretty_text
-            return [save_tuners(tuned, Path(runner.work_dir) / name, extra={'config': self._config_text},
-                                owner=model) for name in names]
+            return [save_tuners(tuned, Path(runner.work_dir) / file, extra={'config': self._config_text},
+                                owner=owner, adapter=adapter)
+                    for name in names for file, adapter, owner in _files(model, name)]
 
     def before_train(self, runner) -> None:
         """A resumed run (iteration > 0 after loading) continues the best score of its ``tuners_best.json``, so it

@@ -65,6 +65,28 @@ class Accuracy(BaseMetric):
         return {f'top{k}': acc for k, acc in topk_accuracy(scores, labels, self.topk).items()}
 
 
+@METRICS.register_module()
+class MultiTaskAccuracy(BaseMetric):
+    """Top-1 accuracy (percent) per task of a multi-task model's predictions (each with its ``task``), and their
+    unweighted mean: keys ``<task>/top1`` and ``mean/top1`` (logged as ``val/<task>/top1``, ``val/mean/top1``)."""
+
+    default_prefix = ''  # keys as they are: val/<task>/top1
+
+    def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
+        for sample in data_samples:
+            self.results.append((sample['task'], torch.as_tensor(sample['pred_score']).detach().float().cpu(),
+                                 int(sample['gt_label'])))
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        out = {}
+        for task in dict.fromkeys(t for t, _, _ in results):
+            rows = [(s, y) for t, s, y in results if t == task]
+            scores, labels = torch.stack([s for s, _ in rows]), torch.tensor([y for _, y in rows])
+            out[f'{task}/top1'] = topk_accuracy(scores, labels, (1,))[1]
+        out['mean/top1'] = sum(out.values()) / len(out)
+        return out
+
+
 def vtab_means(results: Mapping[str, float]) -> dict[str, float]:
     """VTAB-1k summary of per-task top-1 accuracies keyed by NOAH's task names (all 19 required).
 

@@ -3,8 +3,9 @@ from .backbone_builder import build_timm_backbone, load_backbone_weights
 from .classifier import ImageClassifier
 from .dense import MultiTaskDenseModel
 from .dense_decoders import MultiScaleHead
+from .multitask_classifier import MultiTaskClassifier
 from .point_classifier import PointClassifier, PointDataPreprocessor, build_point_backbone
 
 __all__ = ['ImageClassifier', 'build_timm_backbone', 'load_backbone_weights']
 __all__ += ['PointClassifier', 'PointDataPreprocessor', 'build_point_backbone']
-__all__ += ['MultiScaleHead', 'MultiTaskDenseModel']
+__all__ += ['MultiScaleHead', 'MultiTaskDenseModel', 'MultiTaskClassifier']

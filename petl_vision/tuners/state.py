@@ -181,11 +181,13 @@ def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
 
 
 def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = None,
-                adapter: str | None = None) -> nn.Module:
+                adapter: str | None = None, replace: bool = False) -> nn.Module:
     """Load a file written by :func:`save_tuners`.
 
     Without ``adapter``: as the ``'default'`` adapter (a fresh backbone gets the file's plan applied first). With
-    ``adapter='name'``: the file's adapter is added under that name beside the adapters already there.
+    ``adapter='name'``: the file's adapter is added under that name beside the adapters already there; with
+    ``replace=True`` an existing adapter of that name and the same plan takes the file's tensors instead (a best
+    checkpoint restored into a live model).
     ``owner``: the model holding this backbone; the file's ``owner.<name>`` tensors (task decoders) are loaded into
     it. Without ``owner`` they are left out (the backbone alone is restored). A file that does not fit changes
     nothing: an adapter added for it is taken off again.
@@ -201,10 +203,10 @@ def load_tuners(model: nn.Module, path: str | Path, owner: nn.Module | None = No
             'file was made for')
     target = adapter or DEFAULT
     plans = adapter_plans(model)
-    if adapter is not None and adapter in plans:
-        raise ValueError(f'model already has an adapter named {adapter!r}; load {path} under another name or '
-                         f'delete_adapter(model, {adapter!r}) first')
-    current = plans.get(DEFAULT, {}).get('plan') if adapter is None else None
+    if adapter is not None and adapter in plans and not replace:
+        raise ValueError(f'model already has an adapter named {adapter!r}; load {path} under another name, '
+                         f'delete_adapter(model, {adapter!r}) first, or pass replace=True to overwrite its tensors')
+    current = plans.get(target, {}).get('plan') if adapter is None or replace else None
     if current is not None and current != meta['plan']:
         raise ValueError(f'{path} holds tuners for plan {meta["plan"]} but the model was tuned with {current}; '
                          'load it onto a fresh backbone (the plan is rebuilt from the file), or as another adapter '
