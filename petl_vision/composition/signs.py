@@ -17,8 +17,9 @@ import dataclasses
 import torch
 from torch import nn
 
+from .combine import prune_vectors
 from .merging import elect_sign
-from .vectors import adapter_vectors, align, stacked, template
+from .vectors import Key, TunerVector, adapter_vectors, align, stacked, template
 
 _CHUNK = 1 << 22  # entries per matmul: 0/1 products summed exactly in float32 (< 2^24)
 
@@ -34,9 +35,14 @@ class SignDifference:
     counts: dict[str, torch.Tensor]  # 'differ', 'both' (N, N), 'total' (), 'against', 'nonzero' (N,)
 
 
-def sign_difference(model: nn.Module, names: list[str], majority_sign: str = 'total') -> SignDifference:
-    """Fractions of sign difference between the task vectors of adapters ``names`` (module docstring)."""
+def sign_difference(model: nn.Module, names: list[str], majority_sign: str = 'total', density: float | None = None,
+                    scope: str = 'tensor') -> SignDifference:
+    """Fractions of sign difference between the task vectors of adapters ``names`` (module docstring); with
+    ``density``, of their task vectors magnitude-pruned to that density first (per tensor or global ``scope``), the
+    paper's pruning that removes sign conflicts."""
     vectors = [adapter_vectors(model, n) for n in names]
+    if density is not None:
+        vectors = [_pruned(v, density, scope) for v in vectors]
     rows: dict[str, list[torch.Tensor]] = {}
     for key in align(vectors, names):
         for t in template(vectors, key).vector:
@@ -73,6 +79,11 @@ def _pair_counts(stack: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         differ += (pos @ neg.t() + neg @ pos.t()).round().long()
         both += (nz @ nz.t()).round().long()
     return differ, both
+
+
+def _pruned(vector: dict[Key, TunerVector], density: float, scope: str) -> dict[Key, TunerVector]:
+    pruned = prune_vectors({k: tv.vector for k, tv in vector.items()}, density, scope)
+    return {k: dataclasses.replace(tv, vector=pruned[k]) for k, tv in vector.items()}
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
