@@ -10,6 +10,12 @@ point-cloud transformer (2,048 points; ``--presets dapt`` adds DAPT's plan). ``-
 times one few-shot episode's adaptation per method (``--fewshot-only``: just that):
 
     python tools/benchmark.py --model vit_small_patch16_224 --fewshot frozen tsa prolad --fewshot-only --json fs.json
+
+``--mixed-tasks 1 4 16`` times instead a batch spread over N named adapters against the same batch through one
+adapter, training step and inference, for ``--presets`` (default lora adapter vpt_deep), and HF PEFT's
+``adapter_names`` mixed-batch inference for LoRA:
+
+    python tools/benchmark.py --model vit_base_patch16_224 --mixed-tasks 1 4 16 --threads 1 --json mixed.json
 """
 import argparse
 import sys
@@ -19,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from petl_vision.benchmark import (BenchConfig, fewshot_table, markdown_report, plot_ratios,  # noqa: E402
                                    run_benchmark, time_fewshot, write_json)
+from petl_vision.benchmark.mixed import MixedConfig, mixed_table, run_mixed  # noqa: E402
 from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
 
 
@@ -45,6 +52,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--fewshot-steps', type=int, default=10, help='adaptation steps per stage (fixed, no early stop)')
     p.add_argument('--fewshot-shots', type=int, default=5, help='K of the N-way K-shot episode (N = 5, 15 queries)')
     p.add_argument('--fewshot-only', action='store_true', help='skip the training/inference benchmark')
+    p.add_argument('--mixed-tasks', nargs='+', type=int, metavar='N',
+                   help='time mixed-task batches over N adapters (e.g. 1 4 16) instead of the preset benchmark')
     p.add_argument('--json', type=Path, help='write the full record here')
     p.add_argument('--markdown', type=Path, help='write the tables here (default: next to --json, .md)')
     p.add_argument('--plot', type=Path, help='PNG of the ratios to full fine-tuning (default: next to --json, .png)')
@@ -63,6 +72,8 @@ def main() -> None:
     if a.fewshot_only and not a.fewshot:
         raise SystemExit('--fewshot-only needs --fewshot METHOD ...')
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if a.mixed_tasks:
+        return mixed_main(a, log)
     report = {} if a.fewshot_only else run_benchmark(cfg, log=log)
     text = '' if a.fewshot_only else markdown_report(report)
     if a.fewshot:
@@ -78,6 +89,20 @@ def main() -> None:
     for path in (a.json and write_json(report, a.json), a.markdown, plot):
         if path:
             print(f'written: {path}', file=sys.stderr)
+
+
+def mixed_main(a: argparse.Namespace, log) -> None:
+    presets = a.presets if a.presets != BenchConfig().presets else ['lora', 'adapter', 'vpt_deep']
+    cfg = MixedConfig(model=a.model, methods=tuple(presets), adapters=tuple(a.mixed_tasks), batch_size=a.batch_size,
+                      img_size=a.img_size, num_classes=a.num_classes, dtype=a.dtype, device=a.device, rounds=a.rounds,
+                      warmup=a.warmup, peft=not a.no_peft)
+    report = run_mixed(cfg, log=log)
+    text = mixed_table(report)
+    print(text)
+    if a.json:
+        write_json(report, a.json)
+        (a.markdown or a.json.with_suffix('.md')).write_text(text + '\n')
+        print(f'written: {a.json}', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -74,6 +74,22 @@ class LoRA(Tuner):
         h = self.dropout(x) @ self.lora_A.t().to(x.dtype)  # (..., P*r)
         return h @ self.dense_B().t().to(x.dtype)  # (..., out)
 
+    @classmethod
+    def routed(cls, tuners: list['LoRA'], x: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
+        """The updates of a mixed batch in two batched matmuls (as S-LoRA / punica): row i of x (rows, ..., in)
+        gets ``tuners[index[i]]``'s update, ``index[i] == len(tuners)`` none. None when the tuners cannot be stacked
+        (other shapes, dropout): the caller then runs them group by group."""
+        shape = tuners[0].lora_A.shape, tuners[0].n_chunks, tuners[0].part_index
+        if any((t.lora_A.shape, t.n_chunks, t.part_index) != shape or t.config.dropout > 0 for t in tuners):
+            return None
+        A = torch.stack([t.lora_A for t in tuners]).to(x.dtype)  # (N, P*r, in)
+        B = torch.stack([t.dense_B() for t in tuners]).to(x.dtype)  # (N, out, P*r)
+        zero_A, zero_B = A.new_zeros((1, *A.shape[1:])), B.new_zeros((1, *B.shape[1:]))
+        A, B = torch.cat([A, zero_A]), torch.cat([B, zero_B])  # the last index: the zero update
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])  # (rows, T, in)
+        h = torch.bmm(flat, A[index].transpose(1, 2))  # (rows, T, P*r)
+        return torch.bmm(h, B[index].transpose(1, 2)).reshape(*x.shape[:-1], -1)  # (rows, ..., out)
+
     def dense_B(self) -> torch.Tensor:
         """Every part's scaled B in one (out, P*r) matrix: rows of chunk p, columns of part i hold B_i."""
         dense = self.lora_B.new_zeros(self.n_chunks, self.chunk, len(self.part_index), self.config.rank)

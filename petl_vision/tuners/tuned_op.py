@@ -139,6 +139,9 @@ class TunedOp(nn.Module):
                for _, ts in groups.values() for t in ts):
             return self._split(groups, x, incoming, *args, **kwargs)
         y = self.base(x, *args, **kwargs)
+        batched = _batched_update(groups, x)
+        if batched is not None:
+            return y + batched, {}
         for _, (idx, tuners) in groups.items():
             par = [t for t in tuners if t.placement == Placement.PARALLEL]
             seq = [t for t in tuners if t.placement == Placement.SEQUENTIAL]
@@ -264,6 +267,24 @@ class TunedOp(nn.Module):
 
     def extra_repr(self) -> str:
         return f'op={self.op.name!r}, kind={self.op.kind}'
+
+
+def _batched_update(groups: dict, x: torch.Tensor) -> torch.Tensor | None:
+    """One batched update for a mixed batch where every group has at most one tuner, all of one class that can
+    stack them (``routed``: LoRA); None otherwise."""
+    tuners = [ts for _, ts in groups.values() if ts]
+    if not tuners or any(len(ts) != 1 for ts in tuners):
+        return None
+    cls = type(tuners[0][0])
+    if not hasattr(cls, 'routed') or any(type(ts[0]) is not cls for ts in tuners):
+        return None
+    index = torch.full((x.shape[0],), len(tuners), dtype=torch.long, device=x.device)  # the zero update by default
+    k = 0
+    for idx, ts in groups.values():
+        if ts:
+            index[idx] = k
+            k += 1
+    return cls.routed([ts[0] for ts in tuners], x, index)
 
 
 def _same_shape(op_name: str, y: torch.Tensor, part: torch.Tensor) -> None:
