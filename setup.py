@@ -30,7 +30,10 @@ setup(
         'pyyaml',  # single-task baseline files of the dense metric
     ],
     extras_require={
-        'test': ['pytest', 'peft', 'scikit-learn', 'h5py', 'scipy'],
+        # the docs packages are in `test` too: tests/docs/test_site.py builds the site (CI installs .[test,points])
+        'test': ['pytest', 'peft', 'scikit-learn', 'h5py', 'scipy',
+                 'mkdocs>=1.6,<2', 'mkdocs-material>=9.5', 'mkdocstrings[python]>=0.26'],
         'points': ['h5py'],
+        'docs': ['mkdocs>=1.6,<2', 'mkdocs-material>=9.5', 'mkdocstrings[python]>=0.26'],  # mkdocs build --strict
     },
 )
