@@ -104,3 +104,9 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_trim_keeps_exactly_k_when_magnitudes_tie_at_the_threshold():
+    rows = torch.tensor([[1.0, -2.0, 2.0, 2.0, 0.5], [-3.0, 3.0, -3.0, 3.0, 3.0]])
+    assert trim(rows, 0.4).tolist() == [[0.0, -2.0, 2.0, 0.0, 0.0], [-3.0, 3.0, 0.0, 0.0, 0.0]]
+    assert magnitude_mask(rows, 0.6).sum(1).tolist() == [3, 3]
