@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os.path as osp
-import sys
 from collections.abc import Sequence
 
 from rich.console import Console

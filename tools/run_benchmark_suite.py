@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from petl_vision.analysis import DenseRow, MultiTaskRow, SuiteRow, add_delta_m, single_task_baselines, \
     write_dense_results, write_multitask_results, write_results
+from petl_vision.datasets.config_keys import merge_options
 from petl_vision.evaluation.dense import load_single_task_baselines
 from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads
 from petl_vision.tuners import load_tuners
@@ -63,8 +64,7 @@ class ProgressHook(Hook):
 
 def run_one(config: Path, work_dir: Path, options: dict | None, hooks: tuple[Hook, ...] = ()) -> SuiteRow | DenseRow:
     cfg = Config.fromfile(str(config))
-    if options:
-        cfg.merge_from_dict(options)
+    merge_options(cfg, options)  # data_root=DIR img_size=S num_classes=C reach every loader, as tools/train.py
     cfg.work_dir = str(work_dir / config.stem)
     cfg.experiment_name = config.stem
     runner = Runner.from_cfg(cfg)

@@ -9,14 +9,18 @@ model = dict(type='ImageClassifier', backbone=dict(model='vit_digits_demo', pret
 train_pipeline = [dict(type='RandomAffine', degrees=10, translate=0.1, scale=(0.9, 1.1)),
                   dict(type='PackInputs')]
 test_pipeline = [dict(type='PackInputs')]
+# the one definition of the target split (train / val / test drawn from the same held-out digits):
+# `--cfg-options data_split.seed=N` reaches every loader (tools/train.py), so they never disagree
+data_split = dict(seed=0)
 train_dataloader = dict(batch_size=32, num_workers=0, collate_fn=dict(type='default_collate'),
                         sampler=dict(type='DefaultSampler', shuffle=True),
-                        dataset=dict(type='DigitsShiftTarget', split='train', shots=20, seed=0,
+                        dataset=dict(type='DigitsShiftTarget', split='train', shots=20, **data_split,
                                      pipeline=train_pipeline))
 val_dataloader = dict(batch_size=100, num_workers=0, collate_fn=dict(type='default_collate'),
                       sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(type='DigitsShiftTarget', split='val', seed=0, pipeline=test_pipeline))
-test_dataloader = dict(val_dataloader, dataset=dict(type='DigitsShiftTarget', split='test', pipeline=test_pipeline))
+                      dataset=dict(type='DigitsShiftTarget', split='val', **data_split, pipeline=test_pipeline))
+test_dataloader = dict(val_dataloader, dataset=dict(type='DigitsShiftTarget', split='test', **data_split,
+                                                    pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
 

@@ -5,7 +5,7 @@ tuners act, reset), :mod:`.merge` (fold into the weights and back), :mod:`.state
 :mod:`.descriptor` (what a backbone family tells tuners), :mod:`.placement`, :mod:`.carry` and
 :mod:`.context` (conditioning values and the per-call scratch space).
 """
-from . import adapter, bypass, dapt, delta, lora, prompts, selection, ssf  # noqa: F401  (register the tuners)
+from . import adapter, bypass, dapt, delta, dense_delta, lora, prompts, selection, ssf  # noqa: F401  (register the tuners)
 from . import hyper_adapter  # noqa: F401  (Hyperformer, Polyhistor, per-task adapters)
 from . import prolad  # noqa: F401  (TA, TAN, PreClassifierAlignment: ProLAD / TSA few-shot adapters)
 from . import point_prompts  # noqa: F401  (IDPT)
