@@ -9,6 +9,7 @@ from . import adapter, bypass, dapt, delta, dense_delta, lora, prompts, selectio
 from . import hyper_adapter  # noqa: F401  (Hyperformer, Polyhistor, per-task adapters)
 from . import prolad  # noqa: F401  (TA, TAN, PreClassifierAlignment: ProLAD / TSA few-shot adapters)
 from . import point_prompts  # noqa: F401  (IDPT)
+from . import pha  # noqa: F401  (PHA: prototype-based hyper-adapters)
 from .activation import active_tuners, reset_tuners, set_tuners_active, set_tuners_enabled, tuner_names
 from .attach import (active_adapters, add_adapter, adapter_parameters, apply_tuners, count_parameters, delete_adapter,
                      describe_tuners, list_adapters, remove_tuners, set_adapter, tuned_network, tuned_ops)
