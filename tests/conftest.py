@@ -76,6 +76,15 @@ SUITE_BACKBONES = {**{name: SuiteBackbone(fn) for name, fn in BACKBONES.items()}
                                            cases=('type:TA', 'type:TAN', 'type:PreClassifierAlignment'))}
 
 
+def perturb(model: torch.nn.Module, seed: int = 3, scale: float = 0.1) -> None:
+    """Move every trainable tensor away from its (often zero) initialisation, reproducibly."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
 def example_inputs(backbone: str) -> torch.Tensor:
     """A batch for each tiny backbone: images (2, 3, 32, 32) or point clouds (2, 64, 3)."""
     g = torch.Generator().manual_seed(1)

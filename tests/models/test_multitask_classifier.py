@@ -14,6 +14,7 @@ from petl_vision.evaluation import MultiTaskAccuracy
 from petl_vision.models import MultiTaskClassifier
 from petl_vision.setup_env import register_all_modules
 from tests.training.test_train_end_to_end import FGVC, FAST_LOADER, TINY_BACKBONE, write_vtab
+from tests.conftest import perturb
 from tests.datasets.test_classification_datasets import write_fgvc
 
 register_all_modules()
@@ -34,17 +35,9 @@ def batch(n: int = 4):
     return inputs, labels, tasks
 
 
-def perturb(m: torch.nn.Module) -> None:
-    g = torch.Generator().manual_seed(4)
-    with torch.no_grad():
-        for p in m.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g) * 0.05)
-
-
 def test_each_sample_goes_through_its_tasks_adapter_and_head():
     m = model()
-    perturb(m)
+    perturb(m, seed=4, scale=0.05)
     inputs, labels, tasks = batch()
     x = m.data_preprocessor({'inputs': inputs})['inputs']
     logits = m(x, mode='tensor', task=tasks)
@@ -58,7 +51,7 @@ def test_each_sample_goes_through_its_tasks_adapter_and_head():
 
 def test_the_loss_is_the_batch_mean_of_each_samples_cross_entropy():
     m = model()
-    perturb(m)
+    perturb(m, seed=4, scale=0.05)
     inputs, labels, tasks = batch()
     x = m.data_preprocessor({'inputs': inputs})['inputs']
     losses = m(x, labels, mode='loss', task=tasks)
@@ -110,7 +103,7 @@ def test_multitask_accuracy_reports_each_task_and_the_mean():
 
 def test_per_task_tuner_files_restore_each_task(tmp_path):
     m = model()
-    perturb(m)
+    perturb(m, seed=4, scale=0.05)
     inputs, _, tasks = batch()
     x = m.data_preprocessor({'inputs': inputs})['inputs']
     expected = m(x, mode='tensor', task=tasks)

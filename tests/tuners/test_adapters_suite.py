@@ -7,7 +7,8 @@ import torch
 
 import petl_vision as pv
 from petl_vision.tuners import BASE, Placement, ParameterSelection, get_tuner_cls
-from tests.tuners.test_generic_suite import BACKBONES, CASES, example_inputs, plan_of
+from tests.conftest import perturb
+from tests.tuners.test_generic_suite import BACKBONES, CASES, example_context, example_inputs, plan_of  # noqa: F401
 
 
 def _named_ok(case: str, backbone: str) -> bool:
@@ -18,20 +19,12 @@ def _named_ok(case: str, backbone: str) -> bool:
 ADAPTER_CASES = [(c, b) for c, b in CASES if _named_ok(c, b)]
 
 
-def perturb(model, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g) * 0.1)
-
-
 def two_adapters(case: str, backbone: str):
     """A backbone with adapters 'a' and 'b' (same plan, different weights), and the fresh backbones to compare."""
     model = BACKBONES[backbone]().eval()
     plan = plan_of(case, model)
     pv.add_adapter(model, 'a', plan)
-    perturb(model, 1)
+    perturb(model, seed=1)
     pv.add_adapter(model, 'b', plan)
     with torch.no_grad():  # move only b's tensors
         g = torch.Generator().manual_seed(2)
@@ -47,21 +40,6 @@ def single(model, adapter: str, x: torch.Tensor) -> torch.Tensor:
 
 def _has_placement(model, *placements) -> bool:
     return any(t.placement in placements for op in pv.tuners.tuned_ops(model) for _, _, t in op.all_tuners())
-
-
-@pytest.fixture(autouse=True)
-def example_context(request):
-    params = getattr(request.node, 'callspec', None)
-    if params is None or 'case' not in params.params:
-        yield
-        return
-    backbone = BACKBONES[params.params['backbone']]()
-    plan = pv.tuners.presets.resolve_plan(plan_of(params.params['case'], backbone), pv.tuners.describe(backbone))
-    ctx = {}
-    for entry in plan:
-        ctx.update(getattr(get_tuner_cls(entry['type']), 'example_context', dict)())
-    with pv.tuner_context(**ctx):
-        yield
 
 
 @pytest.mark.parametrize('case,backbone', ADAPTER_CASES)
