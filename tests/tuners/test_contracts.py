@@ -284,3 +284,46 @@ def test_mistyped_config_values_are_named(entry, message):
 def test_ints_are_accepted_for_float_fields(images):
     model = pv.apply_tuners(tiny_vit(), [{'type': 'LoRA', 'alpha': 16}, {'type': 'Adapter', 'scale': 1}])
     assert model(images).shape == (2, 5)
+
+
+# every pair of mergeable tuner types stacked on one Linear op (new mergeable types join by registering)
+MERGE_SETTINGS = {'Adapter': {'act': 'identity'}, 'AdaptFormer': {'act': 'identity'}, 'TA': {'init_scale': 1e-2}}
+LINEAR_OP = 'blocks.*.attn.proj'  # 64 -> 64: parallel and sequential tuners both fit
+
+
+def _mergeable_types() -> list[str]:
+    found = []
+    for name, cls in sorted(TUNERS.items()):
+        if issubclass(cls, pv.tuners.ParameterSelection):
+            continue
+        entry = {'type': name, 'targets': LINEAR_OP, **MERGE_SETTINGS.get(name, {})}
+        try:
+            model = pv.apply_tuners(tiny_vit(), [entry])
+        except (ValueError, TypeError, KeyError):
+            continue  # not a Linear-op tuner
+        if all(row['mergeable'] for row in pv.describe_tuners(model)):
+            found.append(name)
+    return found
+
+
+MERGEABLE = _mergeable_types()
+
+
+def test_the_mergeable_types_are_found():
+    assert {'LoRA', 'SSF', 'Adapter', 'AdaptFormer', 'TA', 'BiasDelta', 'LinearDelta'} <= set(MERGEABLE)
+
+
+@pytest.mark.parametrize('second', MERGEABLE)
+@pytest.mark.parametrize('first', MERGEABLE)
+def test_every_mergeable_pair_merges_exactly_and_unmerges_bit_for_bit(first, second, images):
+    plan = [{'type': t, 'targets': LINEAR_OP, 'name': f'{t.lower()}{i}', **MERGE_SETTINGS.get(t, {})}
+            for i, t in enumerate((first, second))]
+    model = pv.apply_tuners(tiny_vit().eval(), plan, trainable=('head',))
+    perturb(model)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = model(images)
+    pv.merge_tuners(model)
+    torch.testing.assert_close(model(images), expected, rtol=1e-4, atol=1e-4)
+    pv.unmerge_tuners(model)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    assert torch.equal(model(images), expected)
