@@ -31,7 +31,7 @@ class TunedOp(nn.Module):
         y = y + U_1(x) + ... + U_m(x)      parallel tuners, on O's input
         y = S_n(...S_1(y))                 sequential tuners, in attach order
 
-    Tuners are grouped by adapter (``tuners[adapter][name]``). With several adapters acting (COMPOSITION.md)::
+    Tuners are grouped by adapter (``tuners[adapter][name]``). With several adapters acting (``docs/adapters.md``)::
 
         parallel:    y = O(x) + sum_a w_a * U_a(x)
         sequential:  y = y + sum_a w_a * (S_a(y) - y)
