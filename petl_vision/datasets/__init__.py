@@ -14,6 +14,7 @@ from petl_vision.datasets.digits_multitask import DigitsMultiTask
 from petl_vision.datasets.episodes import Episode, EpisodeSampler, FixedProtocol, MetaDatasetProtocol
 from petl_vision.datasets.fgvc import CUB200, FGVCDataset, NABirds, OxfordFlowers, StanfordCars, StanfordDogs
 from petl_vision.datasets.image_folder import ImageFolder
+from petl_vision.datasets.imagenet_r import ImageNetR
 from petl_vision.datasets.multitask import MultiTaskDataset, TaskBalancedSampler, task_probabilities
 from petl_vision.datasets.point_clouds import ModelNet40, PointCloudDataset, ScanObjectNN
 from petl_vision.datasets.point_transforms import PointsRotate, PointsSample, PointsScaleTranslate
@@ -28,4 +29,4 @@ __all__ = ['CIFAR100', 'SklearnDigits', 'DigitsShiftTarget', 'RandomAffine', 'FG
            'DigitsDenseMT', 'DenseResize', 'DenseRandomScaleCrop', 'DenseRandomHorizontalFlip', 'DensePad', 'Episode',
            'EpisodeSampler', 'FixedProtocol', 'MetaDatasetProtocol', 'PointCloudDataset', 'ScanObjectNN', 'ModelNet40',
            'PointsScaleTranslate', 'PointsRotate', 'PointsSample', 'ImageFolder', 'DigitsMultiTask', 'MultiTaskDataset',
-           'TaskBalancedSampler', 'task_probabilities']
+           'TaskBalancedSampler', 'task_probabilities', 'ImageNetR']
