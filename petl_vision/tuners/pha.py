@@ -16,7 +16,9 @@ The prototype of each sample reaches the tuners through the tuner context, per s
 
 - ``tuner_context(task='digit')`` or ``tuner_context(task=['digit', 'parity', ...])`` (one name per sample): the
   learned prototype of that task (the official code always does this, at inference too, with the gold task);
-- ``tuner_context(prototype=P)`` with ``P`` (B, 64) or (64,): given vectors (a retrieved or new task's prototype).
+- ``tuner_context(prototype=P)`` with ``P`` (B, 64) or (64,): given vectors (a retrieved or new task's prototype),
+  or a :class:`PrototypeSlot` that the model fills during the same forward pass (retrieval from an early block's
+  features: the adapters after that block read it).
 
 Weights are generated once per distinct prototype of the batch and applied per sample with a batched matmul. The
 instance retriever and the contrastive losses live in the model (``petl_vision/models/pha_classifier.py``,
@@ -36,6 +38,20 @@ from .context import current_context
 from .registry import register_tuner
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (P, d, r), b_down, W_up (P, r, d), b_up
+
+
+class PrototypeSlot:
+    """A prototype (B, proto_dim) that becomes known during the forward pass (set by the model's retriever hook)."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.value: torch.Tensor | None = None
+
+    def get(self, op_name: str) -> torch.Tensor:
+        if self.value is None:
+            raise RuntimeError(f'PHA on {op_name!r} runs before its prototype is retrieved (at {self.where}); '
+                               'target only the blocks after the retriever\'s block, or retrieve from a pre-pass')
+        return self.value
 
 
 @dataclasses.dataclass
@@ -180,6 +196,7 @@ class PHA(Tuner):
         where = f'PHA on {self.op_name!r}'
         if ctx.get('prototype') is not None:
             p = ctx['prototype']
+            p = p.get(self.op_name) if isinstance(p, PrototypeSlot) else p
             p = p.reshape(-1, p.shape[-1])  # (B or 1, proto_dim)
             if len(p) == 1:
                 return p, None
