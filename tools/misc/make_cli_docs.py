@@ -47,7 +47,7 @@ def _load(relative: str):
 def capture_parser(relative: str) -> argparse.ArgumentParser:
     """The parser ``tools/<relative>`` builds, caught when it is about to parse."""
     module = _load(relative)
-    entry = getattr(module, 'parse_args', None) or getattr(module, 'main')
+    entry = getattr(module, 'parse_args', None) or module.main
 
     def hand_back(self, *args, **kwargs):
         raise _Captured(self)
