@@ -1,6 +1,7 @@
 """The continual metrics on a hand-computed accuracy matrix: each formula gives its own number, as the papers'
 code does (CODA-Prompt's calc_forgetting ported as the oracle of the consecutive-drop form)."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,6 @@ def test_bad_matrices_are_refused():
 
 def test_heat_map_is_written(tmp_path):
     path = m.plot_accuracy_matrix(np.array(R) * 100, str(tmp_path / 'R.png'), task_names=['a', 'b', 'c'])
-    data = open(path, 'rb').read()
+    data = Path(path).read_bytes()
     assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 2000
     assert not math.isnan(m.final_average_accuracy(np.array(R) * 100))
