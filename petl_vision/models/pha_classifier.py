@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..registry import MODELS
 from ..tuners import BASE, describe, tuned_ops, tuner_context

@@ -37,7 +37,7 @@ from .config import TunerConfig
 from .context import current_context
 from .registry import register_tuner
 
-Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (P, d, r), b_down, W_up (P, r, d), b_up
+Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (P, d, r), b_down, W_up, b_up
 
 
 class PrototypeSlot:
