@@ -92,10 +92,7 @@ class MultiTaskClassifier(BaseModel):
     def forward(self, inputs: torch.Tensor, data_samples: torch.Tensor | None = None, mode: str = 'tensor',
                 task: Sequence[str] | None = None):
         task = self._tasks_of(task, inputs.shape[0])
-        feats = self.features(inputs, task)
-        groups = {t: torch.tensor([i for i, s in enumerate(task) if s == t], device=feats.device)
-                  for t in dict.fromkeys(task)}
-        logits = {t: self.heads[t](feats[idx]) for t, idx in groups.items()}  # task -> (n_t, C_t)
+        groups, logits = self.task_logits(self.features(inputs, task), task)
         if mode == 'tensor':
             return logits
         if mode == 'loss':
@@ -103,6 +100,12 @@ class MultiTaskClassifier(BaseModel):
         if mode == 'predict':
             return self._predictions(logits, groups, data_samples, inputs.shape[0])
         raise ValueError(f'mode must be "loss", "predict" or "tensor", got {mode!r}')
+
+    def task_logits(self, feats: torch.Tensor, task: Sequence[str]) -> tuple[dict, dict]:
+        """feats (B, C) -> (task -> row indices, task -> (n_t, C_t) logits of its head)."""
+        groups = {t: torch.tensor([i for i, s in enumerate(task) if s == t], device=feats.device)
+                  for t in dict.fromkeys(task)}
+        return groups, {t: self.heads[t](feats[idx]) for t, idx in groups.items()}
 
     def _tasks_of(self, task: Sequence[str] | None, batch: int) -> list[str]:
         if task is None:

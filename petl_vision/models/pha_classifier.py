@@ -114,9 +114,7 @@ class PHAClassifier(MultiTaskClassifier):
             raise ValueError(f'mode must be "loss", "predict" or "tensor", got {mode!r}')
         task = self._tasks_of(task, inputs.shape[0])
         feats, e = self.run(inputs, task, 'given' if mode == 'loss' else self.task_source)
-        groups = {t: torch.tensor([i for i, s in enumerate(task) if s == t], device=feats.device)
-                  for t in dict.fromkeys(task)}
-        logits = {t: self.heads[t](feats[idx]) for t, idx in groups.items()}  # task -> (n_t, C_t)
+        groups, logits = self.task_logits(feats, task)
         if mode == 'tensor':
             return logits
         if mode == 'loss':

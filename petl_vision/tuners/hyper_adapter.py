@@ -32,6 +32,7 @@ from .adapter import ACTIVATIONS
 from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .context import require_context
+from .layers import TaskConditioned
 from .registry import register_tuner
 from .task_vectors import TaskVector, load_parameter_vector
 
@@ -58,11 +59,10 @@ class TaskAdapterConfig(TunerConfig):
         self.check_choice('act', tuple(ACTIVATIONS))
 
 
-class _TaskConditionedAdapter(Tuner):
+class _TaskConditionedAdapter(TaskConditioned, Tuner):
     """The adapter computation; subclasses say where ``weights(task)`` come from."""
 
     context_keys = ('task',)
-    example_tasks = ('semseg', 'depth')
 
     def __init__(self, config: TaskAdapterConfig, op: OpInfo):
         super().__init__(config, op)
@@ -70,18 +70,6 @@ class _TaskConditionedAdapter(Tuner):
         self.width = op.out_features
         self.rank = self.width // config.reduction
         self.act = ACTIVATIONS[config.act]()
-
-    @classmethod
-    def default_targets(cls, spec):
-        return f'{spec.blocks}.mlp'
-
-    @classmethod
-    def example_plan(cls, spec):
-        return [{'type': cls.type_name, 'targets': cls.default_targets(spec), 'tasks': list(cls.example_tasks)}]
-
-    @classmethod
-    def example_context(cls) -> dict:
-        return {'task': cls.example_tasks[0]}
 
     def check_op(self, op: OpInfo) -> None:
         if self.config.placement == 'parallel' and op.in_features != op.out_features:

@@ -24,3 +24,21 @@ class BottleneckMLP:
 def insert_tokens(x: torch.Tensor, tokens: list[torch.Tensor], n: int) -> torch.Tensor:
     """``[x[:, :n]; tokens...; x[:, n:]]``: tokens (B, L_i, C) inserted after the ``n`` prefix tokens of x (B, N, C)."""
     return torch.cat([x[:, :n], *tokens, x[:, n:]], dim=1)
+
+
+class TaskConditioned:
+    """What task-conditioned tuners share: they sit on the MLPs and the generic suites run them for two tasks."""
+
+    example_tasks = ('semseg', 'depth')
+
+    @classmethod
+    def default_targets(cls, spec):
+        return f'{spec.blocks}.mlp'
+
+    @classmethod
+    def example_plan(cls, spec):
+        return [{'type': cls.type_name, 'targets': cls.default_targets(spec), 'tasks': list(cls.example_tasks)}]
+
+    @classmethod
+    def example_context(cls) -> dict:
+        return {'task': cls.example_tasks[0]}

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .context import current_context
+from .layers import TaskConditioned
 from .registry import register_tuner
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (P, d, r), b_down, W_up, b_up
@@ -130,7 +131,7 @@ class PHAHyperNetwork(nn.Module):
 
 
 @register_tuner
-class PHA(Tuner):
+class PHA(TaskConditioned, Tuner):
     """A parallel bottleneck adapter whose weights the shared :class:`PHAHyperNetwork` generates per sample."""
 
     type_name = 'PHA'
@@ -138,7 +139,6 @@ class PHA(Tuner):
     placement = 'parallel'
     identity_at_init = False  # hyperfan-in heads: near the frozen model, not equal to it
     context_keys = ('task', 'prototype')
-    example_tasks = ('semseg', 'depth')
 
     def __init__(self, config: PHAConfig, op: OpInfo):
         super().__init__(config, op)
@@ -149,18 +149,6 @@ class PHA(Tuner):
         self.layer_index = op.index
         self.num_layers = op.count
         self._source: list[PHAHyperNetwork] = []  # a list: the shared network is registered once, on the model
-
-    @classmethod
-    def default_targets(cls, spec):
-        return f'{spec.blocks}.mlp'
-
-    @classmethod
-    def example_plan(cls, spec):
-        return [{'type': cls.type_name, 'targets': cls.default_targets(spec), 'tasks': list(cls.example_tasks)}]
-
-    @classmethod
-    def example_context(cls) -> dict:
-        return {'task': cls.example_tasks[0]}
 
     def source_settings(self) -> dict:
         return {'type': self.type_name, 'layers': self.num_layers, **dataclasses.asdict(self.config),
