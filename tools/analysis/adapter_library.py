@@ -1,0 +1,373 @@
+"""Leave-one-domain-out adapter mixing on the digits domains (AdapterSoup, TIES, DARE; Nguyen & Le 2024's signs).
+
+    python tools/analysis/adapter_library.py --out results/mixing [--domains upright rotated_30 ...] \\
+        [--epochs 10] [--rank 4] [--k 3] [--threads 1]
+
+On the shipped ``vit_digits_demo`` backbone (frozen) with one shared linear head, trained once on the upright
+pretraining images (:func:`petl_vision.demo.source_arrays`) and frozen, so every adapter and every mixture is read
+by the same classifier and only the LoRA updates mix. Then:
+
+1. one LoRA adapter per domain (``DigitsMultiTask(task='digit', domain=D, split='train')``, plain AdamW loop), saved
+   as an :class:`~petl_vision.composition.library.AdapterLibrary` in ``OUT/library`` (the head: ``OUT/head.pt``);
+2. for each held-out domain D, on D's ``test`` split: every other adapter alone, the uniform AdapterSoup of all
+   others, the soup of the ``--k`` others most similar (task-vector cosine) to a *probe* adapter trained on
+   ``--probe-shots`` images per class of D (the probe alone is a row too), TIES and DARE of all others, the frozen
+   backbone, D's own adapter (the upper bound); TIES also at each of ``--densities`` (the pruning curve);
+3. the pairwise fraction of sign difference of the adapters and, for every pair, the accuracy of their 50/50
+   mixture on the domains that are neither's, with its Pearson and Spearman correlation.
+
+Writes to ``--out``: ``results.csv`` (one row per held-out domain and method), ``results.md`` (the table and the
+correlations), ``pairs.csv``, ``summary.json``, ``sign_difference.png`` (heat map), ``sign_vs_accuracy.png``
+(scatter) and ``pruning.png`` (TIES accuracy against density).
+"""
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import petl_vision as pv  # noqa: E402
+from petl_vision.composition import (adapter_soup, combine_adapters, select_by_similarity,  # noqa: E402
+                                     sign_difference)
+from petl_vision.composition.library import AdapterLibrary  # noqa: E402
+from petl_vision.datasets.digits_multitask import DOMAINS, DigitsMultiTask  # noqa: E402
+from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
+from petl_vision.tuners.routing import BASE  # noqa: E402
+
+BACKBONE = 'vit_digits_demo'
+MIXES = ('soup_all', 'soup_topk', 'ties', 'dare')
+COLUMNS = ('frozen', 'single_mean', 'single_best', 'probe', *MIXES, 'own')
+BATCH = 64
+
+
+# data and model -----------------------------------------------------------------------------------------------------
+def to_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 (N, 3, 32, 32) -> float (N, 3, 32, 32), normalised as the backbone was pretrained (mean = std = 0.5)."""
+    x = torch.as_tensor(images).float() / 255.0
+    return (x - 0.5) / 0.5
+
+
+def domain_split(domain: str, split: str, shots: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (N, 3, 32, 32) and digit labels (N,) of one domain's split."""
+    ds = DigitsMultiTask(task='digit', domain=domain, split=split, shots=shots, seed=seed)
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    return to_input(torch.stack([d['img'] for d in infos])), torch.tensor([d['gt_label'] for d in infos])
+
+
+def build_backbone() -> nn.Module:
+    model = __import__('timm').create_model(BACKBONE, pretrained=True, num_classes=0).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def train_head(backbone: nn.Module, steps: int = 300) -> nn.Linear:
+    """The shared linear head: trained on frozen features of the upright pretraining images, then frozen."""
+    from petl_vision.demo import source_arrays
+
+    images, labels = source_arrays()
+    with torch.no_grad(), pv.tuner_context(adapter=[BASE] * len(images)):
+        feats = backbone(to_input(images))  # (N, C)
+    head = nn.Linear(feats.shape[1], 10)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-4)
+    target = torch.as_tensor(labels)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(head(feats), target).backward()
+        opt.step()
+    return head.requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def accuracy(backbone: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Tensor, adapter: str | None) -> float:
+    """Top-1 accuracy with ``adapter`` active (``None``: the frozen backbone)."""
+    correct = 0
+    for i in range(0, len(x), BATCH):
+        xb = x[i:i + BATCH]
+        if adapter is None:
+            with pv.tuner_context(adapter=[BASE] * len(xb)):
+                logits = head(backbone(xb))
+        else:
+            pv.set_adapter(backbone, adapter)
+            logits = head(backbone(xb))
+        correct += int((logits.argmax(1) == y[i:i + BATCH]).sum())
+    return correct / len(x)
+
+
+def train_adapter(backbone: nn.Module, head: nn.Module, name: str, data: tuple[torch.Tensor, torch.Tensor],
+                  args: argparse.Namespace) -> None:
+    """Add LoRA adapter ``name`` and train it (AdamW, cross-entropy through the frozen head, no augmentation)."""
+    pv.add_adapter(backbone, name, [{'type': 'LoRA', 'rank': args.rank}])
+    pv.set_adapter(backbone, name)
+    params = list(pv.tuners.adapter_parameters(backbone, name))
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    x, y = data
+    gen = torch.Generator().manual_seed(args.seed)
+    for _ in range(args.epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(args.batch_size):
+            opt.zero_grad()
+            F.cross_entropy(head(backbone(x[idx])), y[idx]).backward()
+            opt.step()
+    for p in params:
+        p.requires_grad_(False)
+
+
+# the study --------------------------------------------------------------------------------------------------------
+def build_library(backbone: nn.Module, head: nn.Module, domains: list[str], tests: dict, args) -> AdapterLibrary:
+    library = AdapterLibrary(args.out / 'library')
+    for d in progress(domains, 'training adapters'):
+        train_adapter(backbone, head, d, domain_split(d, 'train', args.train_shots, args.seed), args)
+        acc = accuracy(backbone, head, *tests[d], d)
+        library.add_model(backbone, d, d, task='digit', dataset=f'DigitsMultiTask:{d}', metrics={'test_acc': acc},
+                          overwrite=True)
+    torch.save(head.state_dict(), args.out / 'head.pt')
+    return library
+
+
+def mixed(backbone: nn.Module, head: nn.Module, name: str, test: tuple, members: list[str]) -> dict:
+    """Accuracy of the (already added) adapter ``name`` and the k-way sign difference of what it mixes; then
+    take it off the model."""
+    acc = accuracy(backbone, head, *test, name)
+    pv.delete_adapter(backbone, name)
+    kway = sign_difference(backbone, members).kway if len(members) > 1 else 0.0
+    return {'accuracy': acc, 'adapters': '+'.join(members), 'sign_difference': kway}
+
+
+def held_out_rows(backbone: nn.Module, head: nn.Module, held: str, domains: list[str], tests: dict, args) -> list:
+    others = [d for d in domains if d != held]
+    test = tests[held]
+    rows = [{'method': 'frozen', 'accuracy': accuracy(backbone, head, *test, None), 'adapters': '',
+             'sign_difference': 0.0},
+            {'method': 'own', 'accuracy': accuracy(backbone, head, *test, held), 'adapters': held,
+             'sign_difference': 0.0}]
+    rows += [{'method': f'single:{o}', 'accuracy': accuracy(backbone, head, *test, o), 'adapters': o,
+              'sign_difference': 0.0} for o in others]
+    probe = f'probe_{held}'
+    train_adapter(backbone, head, probe, domain_split(held, 'train', args.probe_shots, args.seed), args)
+    rows.append({'method': 'probe', 'accuracy': accuracy(backbone, head, *test, probe), 'adapters': probe,
+                 'sign_difference': 0.0})
+    k = min(args.k, len(others))
+    top = [n for n, _ in select_by_similarity(backbone, probe, others, k)]
+    adapter_soup(backbone, others, 'mix')
+    rows.append({'method': 'soup_all', **mixed(backbone, head, 'mix', test, others)})
+    adapter_soup(backbone, others, 'mix', k=k, reference=probe)
+    rows.append({'method': 'soup_topk', **mixed(backbone, head, 'mix', test, top)})
+    pv.delete_adapter(backbone, probe)
+    combine_adapters(backbone, others, None, 'mix', method='ties', density=args.ties_density)
+    rows.append({'method': 'ties', **mixed(backbone, head, 'mix', test, others)})
+    combine_adapters(backbone, others, None, 'mix', method='dare_ties', density=args.dare_density, seed=args.seed)
+    rows.append({'method': 'dare', **mixed(backbone, head, 'mix', test, others)})
+    for density in args.densities:
+        combine_adapters(backbone, others, None, 'mix', method='ties', density=density)
+        rows.append({'method': f'ties@{density:g}', **mixed(backbone, head, 'mix', test, others)})
+    return [{'held_out': held, **r} for r in rows]
+
+
+def pair_rows(backbone: nn.Module, head: nn.Module, domains: list[str], tests: dict, singles: dict) -> tuple:
+    """Every pair's 50/50 linear mixture, evaluated on the domains that are neither's (mean over them)."""
+    signs = sign_difference(backbone, domains)
+    rows = []
+    pairs = [(i, j) for i in range(len(domains)) for j in range(i + 1, len(domains))]
+    for i, j in progress(pairs, 'pairs'):
+        a, b = domains[i], domains[j]
+        rest = [d for d in domains if d not in (a, b)]
+        combine_adapters(backbone, [a, b], [0.5, 0.5], 'pair')
+        accs = [accuracy(backbone, head, *tests[d], 'pair') for d in rest]
+        pv.delete_adapter(backbone, 'pair')
+        single = float(np.mean([(singles[d][a] + singles[d][b]) / 2 for d in rest]))
+        rows.append({'a': a, 'b': b, 'sign_difference': float(signs.pairwise[i, j]),
+                     'sign_difference_all': float(signs.pairwise_all[i, j]), 'mix_accuracy': float(np.mean(accs)),
+                     'single_mean': single, 'gain': float(np.mean(accs)) - single})
+    return rows, signs
+
+
+def correlations(pairs: list[dict]) -> dict:
+    x = np.array([p['sign_difference'] for p in pairs])
+    out = {'pairs': len(pairs)}
+    for key in ('mix_accuracy', 'gain'):
+        y = np.array([p[key] for p in pairs])
+        ok = len(pairs) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0
+        pear = stats.pearsonr(x, y) if ok else (float('nan'), float('nan'))
+        spear = stats.spearmanr(x, y) if ok else (float('nan'), float('nan'))
+        out[key] = {'pearson': float(pear[0]), 'pearson_p': float(pear[1]), 'spearman': float(spear[0]),
+                    'spearman_p': float(spear[1])}
+    return out
+
+
+# outputs ----------------------------------------------------------------------------------------------------------
+def wide(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """held-out domain -> column (:data:`COLUMNS`) -> accuracy."""
+    table = {}
+    for r in rows:
+        t = table.setdefault(r['held_out'], {})
+        if r['method'].startswith('single:'):
+            t.setdefault('_singles', []).append(r['accuracy'])
+        elif r['method'] in COLUMNS:
+            t[r['method']] = r['accuracy']
+    for t in table.values():
+        singles = t.pop('_singles')
+        t['single_mean'], t['single_best'] = float(np.mean(singles)), max(singles)
+    return table
+
+
+def write_outputs(out: Path, rows: list[dict], pairs: list[dict], corr: dict, signs, args, seconds: float) -> None:
+    with open(out / 'results.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=['held_out', 'method', 'adapters', 'accuracy', 'sign_difference'])
+        w.writeheader()
+        w.writerows(rows)
+    with open(out / 'pairs.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=list(pairs[0]))
+        w.writeheader()
+        w.writerows(pairs)
+    (out / 'results.md').write_text(markdown(wide(rows), corr, args))
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    (out / 'summary.json').write_text(json.dumps({'config': config, 'seconds': seconds, 'correlation': corr,
+                                                 'table': wide(rows)}, indent=1))
+    heatmap(signs, out / 'sign_difference.png')
+    scatter(pairs, corr, out / 'sign_vs_accuracy.png')
+    pruning_plot(rows, args.densities, out / 'pruning.png')
+
+
+def markdown(table: dict, corr: dict, args) -> str:
+    lines = ['| held-out domain | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
+    for held, t in table.items():
+        lines.append(f'| {held} | ' + ' | '.join(f'{t[c]:.3f}' for c in COLUMNS) + ' |')
+    means = {c: float(np.mean([t[c] for t in table.values()])) for c in COLUMNS}
+    lines.append('| **mean** | ' + ' | '.join(f'**{means[c]:.3f}**' for c in COLUMNS) + ' |')
+    lines += ['', f'soup_topk: k = {args.k} by task-vector cosine to a probe adapter ({args.probe_shots} images per '
+              f'class of the held-out domain); ties: density {args.ties_density}; dare: dare_ties, density '
+              f'{args.dare_density}.', '']
+    for key, what in (('mix_accuracy', 'accuracy'), ('gain', 'gain over the mean of the two single adapters')):
+        c = corr[key]
+        lines.append(f'Sign difference vs 50/50 pair mixture {what} on the other domains ({corr["pairs"]} pairs): '
+                     f'Spearman {c["spearman"]:.3f} (p = {c["spearman_p"]:.3g}), Pearson {c["pearson"]:.3f} '
+                     f'(p = {c["pearson_p"]:.3g}).')
+    return '\n'.join(lines) + '\n'
+
+
+def heatmap(signs, path: Path) -> None:
+    n = len(signs.names)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * n, 1.0 + 0.6 * n))
+    m = signs.pairwise.numpy()
+    off = m[~np.eye(n, dtype=bool)]
+    image = ax.imshow(m, vmin=float(off.min()) if n > 1 else 0, vmax=float(off.max()) if n > 1 else 1, cmap='viridis')
+    ax.set_xticks(range(n), signs.names, rotation=45, ha='right')
+    ax.set_yticks(range(n), signs.names)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f'{m[i, j]:.2f}', ha='center', va='center', fontsize=7, color='white')
+    fig.colorbar(image, ax=ax, label='fraction of sign difference')
+    ax.set_title('pairwise sign difference of the domain adapters (LoRA dW)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def scatter(pairs: list[dict], corr: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    x = [p['sign_difference'] for p in pairs]
+    for ax, key, label in zip(axes, ('mix_accuracy', 'gain'), ('accuracy', 'gain over the two single adapters')):
+        ax.scatter(x, [p[key] for p in pairs], s=18)
+        ax.set_xlabel('fraction of sign difference of the pair')
+        ax.set_ylabel(f'50/50 mixture {label}\n(mean over the other domains)')
+        c = corr[key]
+        ax.set_title(f'Spearman {c["spearman"]:.2f}, Pearson {c["pearson"]:.2f}', fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def pruning_plot(rows: list[dict], densities: list[float], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    held = sorted({r['held_out'] for r in rows})
+    for d in held:
+        accs = [next(r['accuracy'] for r in rows if r['held_out'] == d and r['method'] == f'ties@{x:g}')
+                for x in densities]
+        ax.plot(densities, accs, marker='o', label=d, alpha=0.7)
+    ax.set_xlabel('TIES density (fraction of each dW kept)')
+    ax.set_ylabel('held-out accuracy')
+    ax.set_xscale('log')
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def progress(items: list, what: str):
+    for i, item in enumerate(items):
+        print(f'\r{what}: {i + 1}/{len(items)}', end='', file=sys.stderr, flush=True)
+        yield item
+    print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    backbone = build_backbone()
+    head = train_head(backbone)
+    tests = {d: domain_split(d, 'test', seed=args.seed) for d in args.domains}
+    build_library(backbone, head, args.domains, tests, args)
+    singles = {h: {a: accuracy(backbone, head, *tests[h], a) for a in args.domains} for h in args.domains}
+    rows = [r for held in progress(args.domains, 'held-out domains')
+            for r in held_out_rows(backbone, head, held, args.domains, tests, args)]
+    pairs, signs = pair_rows(backbone, head, args.domains, tests, singles)
+    corr = correlations(pairs)
+    seconds = time.perf_counter() - start
+    write_outputs(args.out, rows, pairs, corr, signs, args, seconds)
+    return {'rows': rows, 'pairs': pairs, 'correlation': corr, 'singles': singles, 'seconds': seconds,
+            'head': head}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', type=Path, required=True, help='output folder (library, tables, plots)')
+    parser.add_argument('--domains', nargs='+', default=list(DOMAINS), choices=DOMAINS, metavar='DOMAIN',
+                        help='DigitsMultiTask domains (default: all ten)')
+    parser.add_argument('--epochs', type=int, default=10, help='epochs per domain adapter')
+    parser.add_argument('--rank', type=int, default=4, help='LoRA rank (on every block\'s qkv)')
+    parser.add_argument('--lr', type=float, default=5e-3)
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--train-shots', type=int, help='train images per class per domain (default: all, ~11)')
+    parser.add_argument('--probe-shots', type=int, default=2,
+                        help='images per class of the held-out domain for the probe adapter that selects top-k')
+    parser.add_argument('--k', type=int, default=3, help='adapters in the similarity-selected soup')
+    parser.add_argument('--ties-density', type=float, default=0.2)
+    parser.add_argument('--dare-density', type=float, default=0.5)
+    parser.add_argument('--densities', nargs='+', type=float, default=[0.05, 0.1, 0.2, 0.5, 1.0],
+                        help='TIES densities of the pruning curve')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    args = parser.parse_args(argv)
+    if len(args.domains) < 2 or len(set(args.domains)) != len(args.domains):
+        parser.error(f'--domains needs at least two distinct domains, got {args.domains}')
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    set_torch_threads(args.threads)
+    result = run(args)
+    print((args.out / 'results.md').read_text())
+    print(f'{result["seconds"]:.0f} s; wrote {args.out}')
+
+
+if __name__ == '__main__':
+    from petl_vision.cli import run_main  # user errors: one paragraph, exit 1; --debug: the traceback
+
+    run_main(main)
