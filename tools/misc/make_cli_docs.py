@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ['train.py', 'test.py', 'run_benchmark_suite.py', 'benchmark.py', 'fewshot_eval.py', 'prepare_data.py',
-         'publish.py', 'zoo.py', 'adapters.py', 'make_demo_backbone.py', 'analysis/param_table.py',
+TOOLS = ['train.py', 'test.py', 'run_benchmark_suite.py', 'benchmark.py', 'fewshot_eval.py', 'continual.py',
+         'prepare_data.py', 'publish.py', 'zoo.py', 'adapters.py', 'make_demo_backbone.py', 'analysis/param_table.py',
          'analysis/seed_summary.py', 'analysis/sign_difference.py', 'analysis/adapter_library.py',
          'misc/make_method_configs.py', 'misc/make_cli_docs.py']
 DOC = ROOT / 'docs' / 'cli.md'
