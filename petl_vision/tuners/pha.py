@@ -25,6 +25,7 @@ instance retriever and the contrastive losses live in the model (``petl_vision/m
 ``pha_losses.py``): they read pooled backbone features, which no tuner sees.
 """
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 
@@ -150,6 +151,11 @@ class PHA(TaskConditioned, Tuner):
         self.num_layers = op.count
         self._source: list[PHAHyperNetwork] = []  # a list: the shared network is registered once, on the model
 
+    @classmethod
+    def example_plan(cls, spec):
+        """The suites' tiny backbones are 16-64 wide: a bottleneck of 4 (the paper's 64 would exceed them)."""
+        return [{**entry, 'rank': 4} for entry in super().example_plan(spec)]
+
     def source_settings(self) -> dict:
         return {'type': self.type_name, 'layers': self.num_layers, **dataclasses.asdict(self.config),
                 'targets': None, 'name': None}
@@ -200,6 +206,29 @@ class PHA(TaskConditioned, Tuner):
         if len(unique) == 1:
             return protos, None
         return protos, torch.tensor([unique.index(t) for t in names], device=weight.device)
+
+    # task vector (task_vectors.py): the generated adapter of every task, stored as a TaskAdapter would hold it
+    def task_vector(self) -> dict[str, torch.Tensor]:
+        """Stacked over ``config.tasks``: down (T, r, d), down_bias (T, r), up (T, d, r), up_bias (T, d)."""
+        protos = self.source.prototypes.weight[torch.tensor(self.source.task_indices(self.config.tasks))]
+        w_down, b_down, w_up, b_up = (t.detach() for t in self.source.generate(protos, self.layer_index, self.width,
+                                                                                self.rank))
+        return {'down': w_down.transpose(1, 2), 'down_bias': b_down, 'up': w_up.transpose(1, 2), 'up_bias': b_up}
+
+    def task_space(self) -> str:
+        if self.width % self.rank:
+            raise TypeError(f'PHA on {self.op_name!r}: rank {self.rank} does not divide width {self.width}, so its '
+                            'generated adapters have no TaskAdapter form to mix in')
+        return f'TaskAdapter {json.dumps([self.config.tasks, self.width // self.rank, "parallel", "relu", 1.0])}'
+
+    def rebuild_entry(self) -> dict:
+        self.task_space()
+        return {'type': 'TaskAdapter', 'tasks': list(self.config.tasks), 'reduction': self.width // self.rank,
+                'placement': 'parallel', 'act': 'relu', 'scale': 1.0}
+
+    def load_task_vector(self, vector: dict[str, torch.Tensor]) -> None:
+        raise ValueError('PHA generates its weights from a hypernetwork; rebuild its task vector as a TaskAdapter '
+                         '(rebuild_entry), which stores them')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (R, ..., d) channels last, R rows sample-major (R = B, or B times windows) -> the update, same shape."""
