@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from petl_vision.composition import combine_adapters, sign_difference
+import petl_vision as pv
+
+from petl_vision.composition import combine_adapters, sign_difference, task_vector_similarity
 from petl_vision.composition.library import AdapterLibrary, load_library
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,6 +105,10 @@ def test_pairs_and_correlation_are_consistent(study):
     assert pairs[a, b]['single_mean'] == pytest.approx((singles[a] + singles[b]) / 2)
     summary = json.loads((args.out / 'summary.json').read_text())
     assert summary['correlation']['pairs'] == 3
+    pruned = sign_difference(backbone, DOMAINS, density=args.sign_density)
+    assert pairs[a, b]['sign_difference_pruned'] == pytest.approx(float(pruned.pairwise[0, 1]))
+    assert pairs[a, b]['cosine'] == pytest.approx(float(task_vector_similarity(backbone, DOMAINS)[0, 1]))
+    assert pairs[a, b]['gain'] == pytest.approx(pairs[a, b]['mix_accuracy'] - pairs[a, b]['single_mean'])
     assert summary['table'][DOMAINS[0]]['single_best'] == max(
         r['accuracy'] for r in result['rows'] if r['held_out'] == DOMAINS[0] and r['method'].startswith('single:'))
 
@@ -112,3 +118,17 @@ def test_bad_domains_are_refused():
         _tool().parse_args(['--out', 'x', '--domains', 'upright'])
     with pytest.raises(SystemExit):
         _tool().parse_args(['--out', 'x', '--domains', 'upright', 'sideways'])
+
+
+@pytest.mark.parametrize('init', ['shared', 'independent'])
+def test_shared_init_starts_every_adapter_from_the_same_lora(init):
+    tool = _tool()
+    args = tool.parse_args(['--out', 'unused', '--epochs', '0', '--init', init])
+    backbone, head = tool.build_backbone(), torch.nn.Linear(96, 10)
+    data = (torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long))
+    for name in ('a', 'b'):
+        tool.train_adapter(backbone, head, name, data, args)
+    a, b = (pv.tuners.adapter_state(backbone, n) for n in ('a', 'b'))
+    assert sorted(a) == sorted(b) and len(a) == 6 * 2  # A and B of every block's qkv
+    same = [torch.equal(a[k], b[k]) for k in a]
+    assert all(same) if init == 'shared' else sum(same) == 6  # independent: only the zero-initialised B agree

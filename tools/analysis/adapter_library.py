@@ -13,8 +13,12 @@ by the same classifier and only the LoRA updates mix. Then:
    others, the soup of the ``--k`` others most similar (task-vector cosine) to a *probe* adapter trained on
    ``--probe-shots`` images per class of D (the probe alone is a row too), TIES and DARE of all others, the frozen
    backbone, D's own adapter (the upper bound); TIES also at each of ``--densities`` (the pruning curve);
-3. the pairwise fraction of sign difference of the adapters and, for every pair, the accuracy of their 50/50
-   mixture on the domains that are neither's, with its Pearson and Spearman correlation.
+3. the pairwise fraction of sign difference of the adapters (dense, and after magnitude-pruning every task vector
+   to ``--sign-density``) and their cosine, against the accuracy of every pair's 50/50 mixture on the domains that
+   are neither's (and its gain over the two adapters alone), with Pearson and Spearman correlations.
+
+Every adapter starts from the same LoRA initialisation (``--init shared``) unless ``--init independent``; TIES and
+DARE use the disjoint mean times ``--merge-scale`` (lambda).
 
 Writes to ``--out``: ``results.csv`` (one row per held-out domain and method), ``results.md`` (the table and the
 correlations), ``pairs.csv``, ``summary.json``, ``sign_difference.png`` (heat map), ``sign_vs_accuracy.png``
@@ -25,6 +29,7 @@ import csv
 import json
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -40,7 +45,7 @@ from torch.nn import functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import petl_vision as pv  # noqa: E402
 from petl_vision.composition import (adapter_soup, combine_adapters, select_by_similarity,  # noqa: E402
-                                     sign_difference)
+                                     sign_difference, task_vector_similarity)
 from petl_vision.composition.library import AdapterLibrary  # noqa: E402
 from petl_vision.datasets.digits_multitask import DOMAINS, DigitsMultiTask  # noqa: E402
 from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
@@ -48,6 +53,7 @@ from petl_vision.tuners.routing import BASE  # noqa: E402
 
 BACKBONE = 'vit_digits_demo'
 MIXES = ('soup_all', 'soup_topk', 'ties', 'dare')
+MEASURES = ('sign_difference', 'sign_difference_pruned', 'cosine')  # of a pair, correlated with its mixture
 COLUMNS = ('frozen', 'single_mean', 'single_best', 'probe', *MIXES, 'own')
 BATCH = 64
 
@@ -107,7 +113,13 @@ def accuracy(backbone: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Ten
 
 def train_adapter(backbone: nn.Module, head: nn.Module, name: str, data: tuple[torch.Tensor, torch.Tensor],
                   args: argparse.Namespace) -> None:
-    """Add LoRA adapter ``name`` and train it (AdamW, cross-entropy through the frozen head, no augmentation)."""
+    """Add LoRA adapter ``name`` and train it (AdamW, cross-entropy through the frozen head, no augmentation).
+
+    ``args.init == 'shared'``: every adapter starts from the same LoRA initialisation (the same random ``A``,
+    ``B = 0``), the common starting point weight averaging assumes; ``'independent'``: a fresh draw per adapter.
+    """
+    draw = args.seed if args.init == 'shared' else args.seed + 1 + zlib.crc32(name.encode())
+    torch.manual_seed(draw)
     pv.add_adapter(backbone, name, [{'type': 'LoRA', 'rank': args.rank}])
     pv.set_adapter(backbone, name)
     params = list(pv.tuners.adapter_parameters(backbone, name))
@@ -166,44 +178,53 @@ def held_out_rows(backbone: nn.Module, head: nn.Module, held: str, domains: list
     adapter_soup(backbone, others, 'mix', k=k, reference=probe)
     rows.append({'method': 'soup_topk', **mixed(backbone, head, 'mix', test, top)})
     pv.delete_adapter(backbone, probe)
-    combine_adapters(backbone, others, None, 'mix', method='ties', density=args.ties_density)
+    combine_adapters(backbone, others, None, 'mix', method='ties', density=args.ties_density, scale=args.merge_scale)
     rows.append({'method': 'ties', **mixed(backbone, head, 'mix', test, others)})
-    combine_adapters(backbone, others, None, 'mix', method='dare_ties', density=args.dare_density, seed=args.seed)
+    combine_adapters(backbone, others, None, 'mix', method='dare_ties', density=args.dare_density, seed=args.seed,
+                     scale=args.merge_scale)
     rows.append({'method': 'dare', **mixed(backbone, head, 'mix', test, others)})
     for density in args.densities:
-        combine_adapters(backbone, others, None, 'mix', method='ties', density=density)
+        combine_adapters(backbone, others, None, 'mix', method='ties', density=density, scale=args.merge_scale)
         rows.append({'method': f'ties@{density:g}', **mixed(backbone, head, 'mix', test, others)})
     return [{'held_out': held, **r} for r in rows]
 
 
-def pair_rows(backbone: nn.Module, head: nn.Module, domains: list[str], tests: dict, singles: dict) -> tuple:
-    """Every pair's 50/50 linear mixture, evaluated on the domains that are neither's (mean over them)."""
+def pair_rows(backbone: nn.Module, head: nn.Module, domains: list[str], tests: dict, singles: dict,
+              sign_density: float) -> tuple:
+    """Every pair's 50/50 linear mixture, evaluated on the domains that are neither's (mean over them), beside the
+    pair's sign difference (dense, and of the task vectors magnitude-pruned to ``sign_density``) and cosine."""
     signs = sign_difference(backbone, domains)
+    top = sign_difference(backbone, domains, density=sign_density)
+    cosine = task_vector_similarity(backbone, domains)
     rows = []
     pairs = [(i, j) for i in range(len(domains)) for j in range(i + 1, len(domains))]
     for i, j in progress(pairs, 'pairs'):
         a, b = domains[i], domains[j]
         rest = [d for d in domains if d not in (a, b)]
         combine_adapters(backbone, [a, b], [0.5, 0.5], 'pair')
-        accs = [accuracy(backbone, head, *tests[d], 'pair') for d in rest]
+        acc = float(np.mean([accuracy(backbone, head, *tests[d], 'pair') for d in rest]))
         pv.delete_adapter(backbone, 'pair')
         single = float(np.mean([(singles[d][a] + singles[d][b]) / 2 for d in rest]))
         rows.append({'a': a, 'b': b, 'sign_difference': float(signs.pairwise[i, j]),
-                     'sign_difference_all': float(signs.pairwise_all[i, j]), 'mix_accuracy': float(np.mean(accs)),
-                     'single_mean': single, 'gain': float(np.mean(accs)) - single})
+                     'sign_difference_all': float(signs.pairwise_all[i, j]),
+                     'sign_difference_pruned': float(top.pairwise[i, j]), 'cosine': float(cosine[i, j]),
+                     'mix_accuracy': acc, 'single_mean': single, 'gain': acc - single})
     return rows, signs
 
 
 def correlations(pairs: list[dict]) -> dict:
-    x = np.array([p['sign_difference'] for p in pairs])
+    """Pearson and Spearman of each pair measure (:data:`MEASURES`) against the mixture's accuracy and gain."""
     out = {'pairs': len(pairs)}
-    for key in ('mix_accuracy', 'gain'):
-        y = np.array([p[key] for p in pairs])
-        ok = len(pairs) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0
-        pear = stats.pearsonr(x, y) if ok else (float('nan'), float('nan'))
-        spear = stats.spearmanr(x, y) if ok else (float('nan'), float('nan'))
-        out[key] = {'pearson': float(pear[0]), 'pearson_p': float(pear[1]), 'spearman': float(spear[0]),
-                    'spearman_p': float(spear[1])}
+    for measure in MEASURES:
+        x = np.array([p[measure] for p in pairs])
+        for key in ('mix_accuracy', 'gain'):
+            y = np.array([p[key] for p in pairs])
+            ok = len(pairs) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0
+            pear = stats.pearsonr(x, y) if ok else (float('nan'), float('nan'))
+            spear = stats.spearmanr(x, y) if ok else (float('nan'), float('nan'))
+            out[f'{measure}~{key}'] = {'pearson': float(pear[0]), 'pearson_p': float(pear[1]),
+                                       'spearman': float(spear[0]), 'spearman_p': float(spear[1]),
+                                       'range': [float(x.min()), float(x.max())]}
     return out
 
 
@@ -249,12 +270,18 @@ def markdown(table: dict, corr: dict, args) -> str:
     lines.append('| **mean** | ' + ' | '.join(f'**{means[c]:.3f}**' for c in COLUMNS) + ' |')
     lines += ['', f'soup_topk: k = {args.k} by task-vector cosine to a probe adapter ({args.probe_shots} images per '
               f'class of the held-out domain); ties: density {args.ties_density}; dare: dare_ties, density '
-              f'{args.dare_density}.', '']
-    for key, what in (('mix_accuracy', 'accuracy'), ('gain', 'gain over the mean of the two single adapters')):
-        c = corr[key]
-        lines.append(f'Sign difference vs 50/50 pair mixture {what} on the other domains ({corr["pairs"]} pairs): '
-                     f'Spearman {c["spearman"]:.3f} (p = {c["spearman_p"]:.3g}), Pearson {c["pearson"]:.3f} '
-                     f'(p = {c["pearson_p"]:.3g}).')
+              f'{args.dare_density}; lambda {args.merge_scale}; LoRA rank {args.rank}, {args.init} initialisation, '
+              f'{args.epochs} epochs.', '']
+    lines += [f'Pairs ({corr["pairs"]}): each 50/50 linear mixture on the domains that are neither\'s; accuracy, and '
+              'gain = accuracy minus the mean of the two adapters alone there.', '',
+              '| pair measure | range | Spearman (accuracy) | p | Spearman (gain) | p | Pearson (accuracy) | p |',
+              '|---|---|---|---|---|---|---|---|']
+    for measure in MEASURES:
+        acc, gain = corr[f'{measure}~mix_accuracy'], corr[f'{measure}~gain']
+        label = f'{measure} (density {args.sign_density})' if measure == 'sign_difference_pruned' else measure
+        lines.append(f'| {label} | {acc["range"][0]:.3f}..{acc["range"][1]:.3f} | {acc["spearman"]:.3f} | '
+                     f'{acc["spearman_p"]:.2g} | {gain["spearman"]:.3f} | {gain["spearman_p"]:.2g} | '
+                     f'{acc["pearson"]:.3f} | {acc["pearson_p"]:.2g} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -277,15 +304,16 @@ def heatmap(signs, path: Path) -> None:
 
 
 def scatter(pairs: list[dict], corr: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    x = [p['sign_difference'] for p in pairs]
-    for ax, key, label in zip(axes, ('mix_accuracy', 'gain'), ('accuracy', 'gain over the two single adapters')):
-        ax.scatter(x, [p[key] for p in pairs], s=18)
-        ax.set_xlabel('fraction of sign difference of the pair')
-        ax.set_ylabel(f'50/50 mixture {label}\n(mean over the other domains)')
-        c = corr[key]
-        ax.set_title(f'Spearman {c["spearman"]:.2f}, Pearson {c["pearson"]:.2f}', fontsize=10)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    y = [p['mix_accuracy'] for p in pairs]
+    for ax, measure, label in zip(axes, MEASURES[:2], ('dense task vectors', 'task vectors pruned by magnitude')):
+        ax.scatter([p[measure] for p in pairs], y, s=18)
+        ax.set_xlabel(f'fraction of sign difference of the pair ({label})')
+        c = corr[f'{measure}~mix_accuracy']
+        ax.set_title(f'Spearman {c["spearman"]:.2f} (p = {c["spearman_p"]:.2g}), Pearson {c["pearson"]:.2f}',
+                     fontsize=10)
         ax.grid(alpha=0.3)
+    axes[0].set_ylabel('50/50 mixture accuracy\n(mean over the other domains)')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -326,7 +354,7 @@ def run(args: argparse.Namespace) -> dict:
     singles = {h: {a: accuracy(backbone, head, *tests[h], a) for a in args.domains} for h in args.domains}
     rows = [r for held in progress(args.domains, 'held-out domains')
             for r in held_out_rows(backbone, head, held, args.domains, tests, args)]
-    pairs, signs = pair_rows(backbone, head, args.domains, tests, singles)
+    pairs, signs = pair_rows(backbone, head, args.domains, tests, singles, args.sign_density)
     corr = correlations(pairs)
     seconds = time.perf_counter() - start
     write_outputs(args.out, rows, pairs, corr, signs, args, seconds)
@@ -339,9 +367,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, required=True, help='output folder (library, tables, plots)')
     parser.add_argument('--domains', nargs='+', default=list(DOMAINS), choices=DOMAINS, metavar='DOMAIN',
                         help='DigitsMultiTask domains (default: all ten)')
-    parser.add_argument('--epochs', type=int, default=10, help='epochs per domain adapter')
+    parser.add_argument('--epochs', type=int, default=20, help='epochs per domain adapter')
     parser.add_argument('--rank', type=int, default=4, help='LoRA rank (on every block\'s qkv)')
-    parser.add_argument('--lr', type=float, default=5e-3)
+    parser.add_argument('--lr', type=float, default=1e-2)
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--train-shots', type=int, help='train images per class per domain (default: all, ~11)')
     parser.add_argument('--probe-shots', type=int, default=2,
@@ -349,8 +377,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--k', type=int, default=3, help='adapters in the similarity-selected soup')
     parser.add_argument('--ties-density', type=float, default=0.2)
     parser.add_argument('--dare-density', type=float, default=0.5)
+    parser.add_argument('--merge-scale', type=float, default=1.0,
+                        help='lambda of TIES and DARE (their disjoint mean, times lambda)')
+    parser.add_argument('--init', choices=('shared', 'independent'), default='shared',
+                        help='LoRA initialisation: the same for every adapter, or drawn per adapter')
     parser.add_argument('--densities', nargs='+', type=float, default=[0.05, 0.1, 0.2, 0.5, 1.0],
                         help='TIES densities of the pruning curve')
+    parser.add_argument('--sign-density', type=float, default=0.1,
+                        help='density the task vectors are magnitude-pruned to for the pruned sign difference')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     args = parser.parse_args(argv)
