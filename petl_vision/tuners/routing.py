@@ -29,10 +29,13 @@ class Route:
     adapters: list[str]
     groups: dict[str, torch.Tensor] | None = None
     weights: torch.Tensor | None = None
+    only: str | None = None  # every row takes this adapter (``BASE``: the frozen op); no index tensors needed
 
     @property
     def single(self) -> str | None:
         """The one adapter every row takes (``BASE`` for the frozen op), or None."""
+        if self.only is not None:
+            return self.only
         if self.groups is not None and len(self.groups) == 1:
             return next(iter(self.groups))
         return None
@@ -50,9 +53,9 @@ def route(rows: int, active: Sequence[str], weights: Sequence[float] | None, kno
         w = torch.tensor(list(weights), device=device, dtype=torch.float32).expand(rows, -1)
         return Route(list(active), weights=w)
     if len(active) == 1:
-        return Route(list(active), groups={active[0]: torch.arange(rows, device=device)})
+        return Route(list(active), only=active[0])
     if not active:
-        return Route([], groups={BASE: torch.arange(rows, device=device)})
+        return Route([], only=BASE)
     raise RuntimeError(f'adapters {list(active)} are active without weights; call set_adapter(model, names, weights)')
 
 
@@ -67,7 +70,7 @@ def _hard(rows: int, names: str | Sequence[str | None], known: Sequence[str], de
     if isinstance(names, str) or names is None:
         name = names or BASE
         _check_known([name], known)
-        return Route([name], groups={name: torch.arange(rows, device=device)})
+        return Route([name], only=name)
     names = [n or BASE for n in names]
     _check_known(names, known)
     k = _per_row(rows, len(names))
