@@ -306,9 +306,9 @@ def heatmap(signs, path: Path) -> None:
 def scatter(pairs: list[dict], corr: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     y = [p['mix_accuracy'] for p in pairs]
-    for ax, measure, label in zip(axes, MEASURES[:2], ('dense task vectors', 'task vectors pruned by magnitude')):
+    for ax, measure, label in zip(axes, MEASURES[:2], ('dense dW', 'dW pruned by magnitude')):
         ax.scatter([p[measure] for p in pairs], y, s=18)
-        ax.set_xlabel(f'fraction of sign difference of the pair ({label})')
+        ax.set_xlabel(f'sign difference of the pair ({label})')
         c = corr[f'{measure}~mix_accuracy']
         ax.set_title(f'Spearman {c["spearman"]:.2f} (p = {c["spearman_p"]:.2g}), Pearson {c["pearson"]:.2f}',
                      fontsize=10)
