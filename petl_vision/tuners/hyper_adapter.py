@@ -220,18 +220,7 @@ class _Generated(_TaskConditionedAdapter):
 
     def bind(self, lookup) -> None:
         key = self.config.name or self.type_name.lower()
-        settings = self.source_settings()
-
-        def create() -> HyperNetwork:
-            source = self.make_source()
-            source.settings = settings
-            return source
-
-        source = lookup.shared(key, create)
-        if getattr(source, 'settings', None) != settings:
-            raise ValueError(f'{self.type_name} on {self.op_name!r}: the shared source {key!r} was built by another '
-                             f'plan entry with other settings ({getattr(source, "settings", None)}); give this '
-                             'entry its own `name`')
+        source = lookup.shared(key, self.make_source, self.source_settings(), f'{self.type_name} on {self.op_name!r}')
         self.layer_index = source.add_layer()
         self._source = [source]
         self.build(source)

@@ -161,19 +161,8 @@ class PHA(TaskConditioned, Tuner):
                 'targets': None, 'name': None}
 
     def bind(self, lookup) -> None:
-        key = self.config.name or 'pha'
-        settings = self.source_settings()
-
-        def create() -> PHAHyperNetwork:
-            source = PHAHyperNetwork(self.config, self.num_layers)
-            source.settings = settings
-            return source
-
-        source = lookup.shared(key, create)
-        if getattr(source, 'settings', None) != settings:
-            raise ValueError(f'PHA on {self.op_name!r}: the shared source {key!r} was built by another plan entry '
-                             f'with other settings ({getattr(source, "settings", None)}); give this entry its own '
-                             '`name`')
+        source = lookup.shared(self.config.name or 'pha', lambda: PHAHyperNetwork(self.config, self.num_layers),
+                               self.source_settings(), f'PHA on {self.op_name!r}')
         source.add_width(self.width, self.rank)
         self._source = [source]
 

@@ -42,14 +42,24 @@ class TunerLookup:
     def __call__(self, op_name: str, tuner_name: str) -> nn.Module | None:
         return self._find_tuner(op_name, tuner_name)
 
-    def shared(self, key: str, factory: Callable[[], nn.Module]) -> nn.Module:
-        """The source stored under ``key``; ``factory()`` builds it the first time (on the model's device)."""
+    def shared(self, key: str, factory: Callable[[], nn.Module], settings: dict | None = None,
+               who: str = 'a tuner') -> nn.Module:
+        """The source stored under ``key``; ``factory()`` builds it the first time (on the model's device).
+
+        ``settings``: what the source depends on; every tuner binding to ``key`` must give the same, else an error
+        naming ``who`` (two plan entries that would silently share one hypernetwork)."""
         container = shared_sources(self.model)
         if self.adapter not in container:
             container[self.adapter] = nn.ModuleDict()
         sources = container[self.adapter]
         if key not in sources:
             source = factory()
+            if settings is not None:
+                source.settings = settings
             ref = next(self.model.parameters(), None)
             sources[key] = source.to(ref.device) if ref is not None else source
-        return sources[key]
+        source = sources[key]
+        if settings is not None and getattr(source, 'settings', None) != settings:
+            raise ValueError(f'{who}: the shared source {key!r} was built by another plan entry with other settings '
+                             f'({getattr(source, "settings", None)}); give this entry its own `name`')
+        return source
