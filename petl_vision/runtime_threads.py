@@ -64,6 +64,15 @@ def choose_threads(threads: int | None = None, environ: dict[str, str] | None = 
     return max(1, min(MAX_DEFAULT_THREADS, cpus // 2)), 'default'
 
 
+THREADS_HELP = ('torch CPU threads (default: PETL_VISION_THREADS, OMP_NUM_THREADS, else half the CPUs this process '
+                'may use, at most 8)')
+
+
+def add_threads_argument(parser) -> None:
+    """The tools' common ``--threads N`` flag (pass its value to :func:`set_torch_threads`)."""
+    parser.add_argument('--threads', type=int, help=THREADS_HELP)
+
+
 def set_torch_threads(threads: int | None = None) -> int:
     """Apply :func:`choose_threads` to torch (``torch.set_num_threads``); returns the count."""
     import torch

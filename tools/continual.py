@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from petl_vision import setup_env
+from petl_vision.runtime_threads import add_threads_argument
 from petl_vision.continual.domain_run import DEFAULT_DOMAINS, METHODS, plot_matrices, run_domain_sequence
 from petl_vision.datasets.digits_multitask import DOMAINS
 
@@ -39,8 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--limit', type=int, help='use only the first N train and test images of each domain '
                                                   '(quick checks)')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PETL_VISION_THREADS, '
-                                                    'OMP_NUM_THREADS, else half the CPUs)')
+    add_threads_argument(parser)
     parser.add_argument('--out', type=Path, required=True, help='folder for the json, csv, heat map and report')
     args = parser.parse_args(argv)
     if min(args.epochs, args.rank, args.memory, args.router_epochs, args.top_k) < 1 or args.temperature <= 0:

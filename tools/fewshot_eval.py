@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from petl_vision import setup_env
+from petl_vision.runtime_threads import add_threads_argument
 from petl_vision.datasets.fgvc import FGVCDataset
 from petl_vision.datasets.episodes import EpisodeSampler, FixedProtocol, MetaDatasetProtocol
 from petl_vision.fewshot import FewShotDomain, FewShotEvaluator
@@ -68,8 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', type=Path, help='JSON file of the results')
     parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PETL_VISION_THREADS, '
-                        'OMP_NUM_THREADS, else half the CPUs this process may use, at most 8)')
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.config:
         from mmengine.config import Config

@@ -32,6 +32,7 @@ from petl_vision.analysis import DenseRow, MultiTaskRow, SuiteRow, add_delta_m, 
     write_dense_results, write_multitask_results, write_results
 from petl_vision.datasets.config_keys import merge_options
 from petl_vision.evaluation.dense import load_single_task_baselines
+from petl_vision.runtime_threads import add_threads_argument
 from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads
 from petl_vision.tuners import load_tuners
 
@@ -161,8 +162,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='applied to every config')
     parser.add_argument('--single-task-baselines', help='JSON/YAML of single-task results for the dense tasks the '
                         'suite has no single-task run of (e.g. a previous suite\'s file)')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PETL_VISION_THREADS, '
-                        'OMP_NUM_THREADS, else half the CPUs this process may use, at most 8)')
+    add_threads_argument(parser)
     parser.add_argument('--verbose', action='store_true', help="print mmengine's full log (always in each work dir)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args()

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from petl_vision.runtime_threads import add_threads_argument  # noqa: E402
 from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads  # noqa: E402
 
 METHODS = {'PHA': 'configs/pha/pha_digits_multitask.py',
@@ -119,8 +120,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--epochs', type=int, default=5, help='epochs of every run (the same for all methods)')
     parser.add_argument('--methods', nargs='+', choices=list(METHODS), default=list(METHODS))
     parser.add_argument('--out', default='work_dirs/pha_sample_efficiency', help='folder of the table, CSV, plot')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: PETL_VISION_THREADS, '
-                        'OMP_NUM_THREADS, else half the CPUs this process may use, at most 8)')
+    add_threads_argument(parser)
     args = parser.parse_args()
     if any(s < 0 for s in args.shots) or args.epochs < 1:
         parser.error(f'--shots must be >= 0 (0: all) and --epochs >= 1; got {args.shots} and {args.epochs}')
