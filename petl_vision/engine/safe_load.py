@@ -69,7 +69,7 @@ _STRING_OPS = {'SHORT_BINUNICODE', 'BINUNICODE', 'BINUNICODE8', 'UNICODE', 'SHOR
 
 
 def _unpickler_message(error: pickle.UnpicklingError) -> str:
-    """The weights-only unpickler's own message. torch wraps it in advice to load with ``weights_only=False``
+    """The weights-only unpickler's own message. torch wraps it in advice to turn weights-only loading off
     (which would run the pickled code); that advice is never repeated."""
     inner = error.__context__
     if isinstance(inner, pickle.UnpicklingError):
