@@ -12,9 +12,11 @@ tensor (and no autograd graph) is left on a module. A checkpointed block re-runs
 """
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar('petl_vision_tuner_context',
                                                                               default=None)
 
@@ -33,6 +35,11 @@ def tuner_context(**values: Any) -> Iterator[dict[str, Any]]:
 def current_context() -> dict[str, Any]:
     """The values set by the innermost enclosing :func:`tuner_context` (empty outside one)."""
     return dict(_CONTEXT.get() or {})
+
+
+def context_values() -> Mapping[str, Any]:
+    """The innermost context's values, read-only and not copied (every tuned op reads them on each call)."""
+    return _CONTEXT.get() or _EMPTY
 
 
 def require_context(key: str, tuner: str) -> Any:

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from .base import OpInfo, Tuner
 from .config import TunerConfig
-from .context import current_context
+from .context import context_values
 from .layers import TaskConditioned
 from .registry import register_tuner
 
@@ -175,7 +175,7 @@ class PHA(TaskConditioned, Tuner):
 
     def conditioning(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(P, proto_dim) distinct prototypes of this call and, per sample, which one (None: one for all rows)."""
-        ctx = current_context()
+        ctx = context_values()
         where = f'PHA on {self.op_name!r}'
         if ctx.get('prototype') is not None:
             p = ctx['prototype']

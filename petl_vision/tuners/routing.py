@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .context import current_context
+from .context import context_values
 
 BASE = '__base__'
 
@@ -44,7 +44,7 @@ class Route:
 def route(rows: int, active: Sequence[str], weights: Sequence[float] | None, known: Sequence[str],
           device: torch.device) -> Route:
     """The route of an op's ``rows`` input rows, from the context or else ``active`` (with fixed ``weights``)."""
-    ctx = current_context()
+    ctx = context_values()
     if 'adapter_weights' in ctx:
         return _soft(rows, ctx['adapter_weights'], ctx.get('adapters'), known, device)
     if 'adapter' in ctx:
