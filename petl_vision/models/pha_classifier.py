@@ -17,23 +17,34 @@ Where the retriever's hidden states come from (``retriever_features``):
 Which prototype generates a sample's adapters (``task_source``): ``'given'`` (the sample's task; the official code
 does this in training *and* at inference) or ``'retrieved'`` (the prototype nearest to the sample's retriever
 embedding, at inference; training always uses the given task, whose prototype the losses pull to its instances).
-Predictions carry ``retrieved_task`` either way, so retrieval accuracy can be read off a validation pass.
+Predictions carry ``retrieved_task`` either way; :class:`PHARetrievalAccuracy` (a metric beside
+``MultiTaskAccuracy``) reports how often it is the sample's own task, per task and over all samples.
+
+Few-shot transfer (:meth:`PHAClassifier.add_task`, :meth:`PHAClassifier.transfer_parameters`): a new task's
+prototype starts as the learned prototype nearest (by the retriever) to the mean embedding of its few samples, and
+only that prototype and the new head train. :class:`TaskContextClassifier` runs the task-conditioned baselines
+(Hyperformer++, Polyhistor-Lite: ``tuners/hyper_adapter.py``), whose tuners take one task per call, on mixed batches.
 """
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from mmengine.evaluator import BaseMetric
 from torch import nn
+from torch.nn import functional as F
 
-from ..registry import MODELS
-from ..tuners import BASE, describe, tuned_ops, tuner_context
-from ..tuners.patterns import match_modules
+from ..registry import METRICS, MODELS
+from ..tuners import BASE, TUNERS, describe, tuned_ops, tuner_context
+from ..tuners.layers import TaskConditioned
+from ..tuners.patterns import as_patterns, match_modules
+from ..tuners.presets import resolve_plan
 from ..tuners.pha import PHA, PHAHyperNetwork, PrototypeSlot
 from ..tuners.pha_losses import FORMS, instance_instance_loss, nearest_prototype, prototype_instance_loss
 from .config_check import check_init_keys
-from .multitask_classifier import MultiTaskClassifier
+from .multitask_classifier import MultiTaskClassifier, _head
 
 TASK_SOURCES = ('given', 'retrieved')
+PROTOTYPE_INITS = ('nearest', 'mean', 'random')
 
 
 def make_retriever(in_features: int, hidden: int = 128, out_features: int = 64) -> nn.Sequential:
@@ -45,7 +56,8 @@ def make_retriever(in_features: int, hidden: int = 128, out_features: int = 64) 
 @check_init_keys
 class PHAClassifier(MultiTaskClassifier):
     """Args (besides :class:`MultiTaskClassifier`'s ``backbone``, ``tasks``, ``label_smoothing``):
-        plan: the PHA plan (``tasks`` filled in from ``tasks``); default one PHA entry on every block's mlp.
+        plan: the PHA plan or a preset name (``tasks`` filled in from ``tasks``); default the ``'pha'`` preset,
+            one PHA entry on every block's mlp, rank 64.
         retriever_features: ``'prepass'`` or a block index (see the module docstring).
         task_source: ``'given'`` or ``'retrieved'``.
         ins_weight / pro_weight: weights of L_ins-ins and L_pro-ins; pro_form: ``'official'`` or ``'infonce'``.
@@ -57,9 +69,10 @@ class PHAClassifier(MultiTaskClassifier):
                  pro_weight: float = 0.1, pro_form: str = 'official', temperature: float = 0.1,
                  label_smoothing: float = 0.1, data_preprocessor: dict | None = None, init_cfg=None):
         _check_choices(retriever_features, task_source, pro_form, len(tasks))
-        plan = [{**e, 'tasks': e.get('tasks') or list(tasks)} if e.get('type') == 'PHA' else e
-                for e in (plan or [{'type': 'PHA'}])]
-        super().__init__(backbone, tasks, plan=plan, adapters='shared', label_smoothing=label_smoothing,
+        # the default plan, retrieving from block k in the same pass: PHA only on the blocks after k
+        self._after = retriever_features if plan is None and task_source == 'retrieved' and \
+            retriever_features != 'prepass' else None
+        super().__init__(backbone, tasks, plan=plan or 'pha', adapters='shared', label_smoothing=label_smoothing,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self._source = [_pha_source(self.backbone)]  # a list: the module is the backbone's, not registered twice
         self.retriever_features, self.task_source = retriever_features, task_source
@@ -67,6 +80,16 @@ class PHAClassifier(MultiTaskClassifier):
             temperature
         self.retriever = make_retriever(self.backbone.num_features, out_features=self.source.prototypes.embedding_dim)
         self._block = None if retriever_features == 'prepass' else _block(self.backbone, retriever_features)
+
+    def _attach(self, net: nn.Module, plan, plans: dict) -> nn.Module:
+        spec = describe(net)
+        plan = resolve_plan(plan, spec)
+        if self._after is not None:
+            blocks = [n for n, _ in match_modules(net, [spec.blocks], 'the backbone blocks')]
+            later = blocks[self._after % len(blocks) + 1:]
+            plan = [{**e, 'targets': [t.replace(spec.blocks, b) for b in later for t in as_patterns(e['targets'])]}
+                    for e in plan]
+        return super()._attach(net, with_tasks(plan, list(self.tasks)), plans)
 
     @property
     def source(self) -> PHAHyperNetwork:
@@ -133,12 +156,147 @@ class PHAClassifier(MultiTaskClassifier):
                 'loss_pro_ins': self.pro_weight * prototype_instance_loss(e, y, protos, self.temperature,
                                                                           self.pro_form)}
 
+    @torch.no_grad()
+    def instance_embeddings(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, 64) retriever embeddings, whatever the task (from block k: PHA may only sit after block k)."""
+        if self._block is None:
+            return self.embed(self._prepass(inputs))
+        return self.run(inputs, [self.task_list[0]] * len(inputs), 'retrieved')[1]
+
+    def add_task(self, name: str, num_classes: int, inputs: torch.Tensor, init: str = 'nearest') -> str | None:
+        """A new task with its own head and prototype (few-shot transfer); returns the task whose prototype it copies.
+
+        ``inputs`` (n, 3, H, W), preprocessed: the new task's few samples. ``init='nearest'``: the learned prototype
+        nearest by cosine to the mean of their normalised retriever embeddings (PHA's transfer); ``'mean'``: the mean
+        of the learned prototypes; ``'random'``: N(0, 1) as ``nn.Embedding`` (both for ablations, returning None).
+        """
+        if name in self.tasks:
+            raise ValueError(f'task {name!r} already exists (tasks: {list(self.tasks)}); pick a new name')
+        if init not in PROTOTYPE_INITS:
+            raise ValueError(f'init must be one of {PROTOTYPE_INITS}, got {init!r}')
+        protos = self.source.prototypes.weight.detach()
+        nearest = None
+        if init == 'nearest':
+            mean = F.normalize(self.instance_embeddings(inputs), dim=-1).mean(0, keepdim=True)  # (1, 64)
+            nearest = self.task_list[int(nearest_prototype(mean, protos)[0])]
+            vector = protos[self.task_list.index(nearest)]
+        else:
+            vector = protos.mean(0) if init == 'mean' else torch.randn_like(protos[0])
+        self._grow_prototypes(name, vector)
+        self.tasks[name] = num_classes
+        self.heads[name] = _head(self.backbone.num_features, num_classes).to(protos.device)
+        return nearest
+
+    def _grow_prototypes(self, name: str, vector: torch.Tensor) -> None:
+        old = self.source.prototypes.weight
+        grown = nn.Embedding(len(old) + 1, old.shape[1], device=old.device, dtype=old.dtype)
+        with torch.no_grad():
+            grown.weight.copy_(torch.cat([old.detach(), vector[None]]))  # (tasks + 1, 64)
+        self.source.prototypes = grown
+        self.source.tasks = (*self.source.tasks, name)
+        for op in tuned_ops(self.backbone):
+            for _, _, tuner in op.all_tuners():
+                if isinstance(tuner, PHA):
+                    tuner.config.tasks = list(self.source.tasks)
+
+    def transfer_parameters(self, task: str) -> list[nn.Parameter]:
+        """Freeze everything but ``task``'s prototype and head; return them, to give an optimizer.
+
+        The prototypes are one table, so a gradient hook zeroes the other rows: an optimizer without weight decay on
+        the returned table (Adam, SGD) leaves the learned prototypes exactly as they are.
+        """
+        index = self.source.task_indices([task])[0]
+        for p in self.parameters():
+            p.requires_grad_(False)
+        table = self.source.prototypes.weight
+        table.requires_grad_(True)
+        mask = torch.zeros(len(table), 1, device=table.device, dtype=table.dtype)
+        mask[index] = 1
+        table.register_hook(lambda grad: grad * mask)
+        head = list(self.heads[task].parameters())
+        for p in head:
+            p.requires_grad_(True)
+        return [table, *head]
+
     def parameter_counts(self) -> dict[str, Any]:
         """The parent's table, plus the hypernetwork, the prototypes and the retriever reported apart."""
         counts = super().parameter_counts()
         return {**counts, 'hypernetwork': self.source.hypernetwork_parameters(),
                 'prototypes': self.source.prototypes.weight.numel(),
                 'retriever': sum(p.numel() for p in self.retriever.parameters())}
+
+
+@MODELS.register_module()
+@check_init_keys
+class TaskContextClassifier(MultiTaskClassifier):
+    """One shared task-conditioned adapter (``HyperAdapter`` = Hyperformer++, ``Polyhistor``, ``PolyhistorLite``,
+    ``TaskAdapter``) and per-task heads: those tuners read one task per call (``tuner_context(task='digit')``), so a
+    mixed batch runs as one backbone call per task present, each under its task. ``tasks`` fill the plan entries."""
+
+    def __init__(self, backbone: dict[str, Any], tasks: Mapping[str, int], plan: list[dict],
+                 label_smoothing: float = 0.0, data_preprocessor: dict | None = None, init_cfg=None):
+        super().__init__(backbone, tasks, plan=plan, adapters='shared', label_smoothing=label_smoothing,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+
+    def _attach(self, net: nn.Module, plan, plans: dict) -> nn.Module:
+        return super()._attach(net, with_tasks(resolve_plan(plan, describe(net)), list(self.tasks)), plans)
+
+    def features(self, inputs: torch.Tensor, task: Sequence[str]) -> torch.Tensor:
+        """(B, num_features): rows grouped by task, each group through the adapter its task generates."""
+        out = None
+        for t in dict.fromkeys(task):
+            rows = torch.tensor([i for i, s in enumerate(task) if s == t], device=inputs.device)
+            with tuner_context(task=t):
+                feats = self.backbone(inputs[rows])  # (n_t, C)
+            out = feats.new_zeros(len(task), feats.shape[-1]) if out is None else out
+            out = out.index_copy(0, rows, feats)
+        return out
+
+
+@METRICS.register_module()
+class PHARetrievalAccuracy(BaseMetric):
+    """How often a PHA model's retrieved prototype is the sample's own task (percent): ``retrieval/<task>`` per task
+    and ``retrieval/all`` over every sample (logged as ``val/retrieval/...``). Reads ``task`` and
+    ``retrieved_task`` of each prediction (``PHAClassifier`` sets both in either ``task_source``)."""
+
+    default_prefix = ''
+
+    def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
+        for sample in data_samples:
+            if 'retrieved_task' not in sample:
+                raise KeyError("PHARetrievalAccuracy reads each prediction's 'retrieved_task', which only a "
+                               'PHAClassifier sets; drop the metric from the evaluator of other models')
+            self.results.append((sample['task'], sample['retrieved_task']))
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        return retrieval_accuracy([t for t, _ in results], [r for _, r in results])
+
+
+def retrieval_accuracy(tasks: Sequence[str], retrieved: Sequence[str]) -> dict[str, float]:
+    """Percent of samples whose retrieved task is their own, per task (``retrieval/<task>``) and overall."""
+    out = {}
+    for task in dict.fromkeys(tasks):
+        hits = [r == t for t, r in zip(tasks, retrieved) if t == task]
+        out[f'retrieval/{task}'] = 100.0 * sum(hits) / len(hits)
+    out['retrieval/all'] = 100.0 * sum(r == t for t, r in zip(tasks, retrieved)) / len(tasks)
+    return out
+
+
+def build_pha_classifier(model: str = 'vit_base_patch16_224', tasks: int | Mapping[str, int] = 2,
+                         retriever_features: str | int = 'prepass', pretrained=None, **kwargs) -> PHAClassifier:
+    """A PHA multi-task model (the ``'pha'`` preset: rank 64 on every block's mlp) on the timm backbone ``model``,
+    for benchmarks: ``tasks`` a count (``task0``, ``task1``, ... with 10 classes each) or name -> classes;
+    ``retriever_features`` ``'prepass'`` or a block index; ``kwargs`` go to :class:`PHAClassifier`
+    (``task_source='retrieved'`` with a block index puts PHA only on the blocks after it)."""
+    tasks = {f'task{i}': 10 for i in range(tasks)} if isinstance(tasks, int) else dict(tasks)
+    return PHAClassifier(backbone=dict(model=model, pretrained=pretrained), tasks=tasks,
+                         retriever_features=retriever_features, **kwargs)
+
+
+def with_tasks(plan: list[dict], tasks: list[str]) -> list[dict]:
+    """The plan with ``tasks`` filled into every task-conditioned entry that leaves them out."""
+    return [{**e, 'tasks': e.get('tasks') or tasks} if issubclass(TUNERS.get(e.get('type'), object), TaskConditioned)
+            else e for e in plan]
 
 
 def _check_choices(retriever_features, task_source: str, pro_form: str, n_tasks: int) -> None:

@@ -37,6 +37,7 @@ from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .context import context_values
 from .layers import TaskConditioned
+from .presets import register_preset
 from .registry import register_tuner
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (P, d, r), b_down, W_up, b_up
@@ -234,3 +235,10 @@ class PHA(TaskConditioned, Tuner):
         h = x.reshape(rows, -1, self.width)  # (R, N, d)
         h = F.relu(torch.baddbmm(b_down[index].unsqueeze(1), h, w_down[index]))  # (R, N, r)
         return torch.baddbmm(b_up[index].unsqueeze(1), h, w_up[index]).reshape(x.shape)  # (R, N, d) -> x's shape
+
+
+@register_preset('pha')
+def pha_preset(spec) -> list[dict]:
+    """PHA as the paper: one shared hypernetwork, rank-64 adapters parallel to every block's MLP. The plan has no
+    ``tasks``: ``PHAClassifier`` fills them in (or add ``'tasks'`` to the entry for ``apply_tuners``)."""
+    return [{'type': 'PHA', 'targets': PHA.default_targets(spec), 'rank': 64}]
