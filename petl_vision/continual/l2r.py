@@ -9,11 +9,19 @@ core's soft routing, one backbone pass for all of them::
     with pv.tuner_context(adapter_weights=W, adapters=names):   # W (B, N), each row a softmax
         logits = model(x)
 
-The router (:class:`Router`) is a small MLP on the frozen backbone's pooled features (every adapter off:
-``pv.tuner_context(adapter=None)``), retrained from scratch after each task on the memory only, with the task id
-of each memory sample as its target (cross-entropy). The paper routes per adapted layer on that layer's input;
-this router is one per model on the pooled features (the same weights at every layer), which needs one frozen
-pass for the features and one routed pass.
+A router (:class:`Router`) is a small MLP retrained from scratch after each task on the memory only, with the task
+id of each memory sample as its target (cross-entropy), every adapter frozen. ``routers`` chooses where routers sit:
+
+- ``'model'``: one router on the frozen backbone's pooled features (every adapter off:
+  ``pv.tuner_context(adapter=None)``), the same weights at every adapted op;
+- ``'block'`` / ``'layer'``: one router per block / per adapted op, on that site's pooled input in the frozen model
+  (:mod:`petl_vision.continual.sites`), as the paper routes per layer. Each site's ops mix the adapters by that
+  site's weights.
+
+Either way inference is one frozen pass (features / site inputs) and one routed pass. ``mode`` is how the
+weighted adapters are composed: ``'output'`` (the core's soft routing: ``O(x) + sum_a w_a U_a(x)``) or ``'merge'``
+(per sample, the weighted sum of the adapters' task vectors applied as the layer's weights:
+:mod:`petl_vision.continual.merge`; for LoRA the two agree).
 """
 from __future__ import annotations
 
@@ -25,6 +33,8 @@ from torch.nn import functional as F
 
 import petl_vision as pv
 from petl_vision.continual.memory import ReplayMemory
+from petl_vision.continual.merge import MergedWeights
+from petl_vision.continual.sites import GRANULARITIES, SiteWeights, block_of, routing_sites, site_inputs
 
 Features = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -56,6 +66,28 @@ class Router(nn.Module):
 
     def weights(self, features: torch.Tensor) -> torch.Tensor:
         return F.softmax(self(features) / self.temperature, dim=-1)
+
+
+def fit_router(features: torch.Tensor, tasks: torch.Tensor, num_adapters: int, hidden: int = 64,
+               temperature: float = 1.0, epochs: int = 100, lr: float = 1e-2, batch_size: int = 64, seed: int = 0
+               ) -> tuple[Router, list[float]]:
+    """A fresh :class:`Router` trained on ``features`` (M, C) to predict ``tasks`` (M,); returns it (eval mode) and
+    the mean loss of each epoch."""
+    torch.manual_seed(seed)
+    router = Router(features.shape[1], num_adapters, hidden, temperature)
+    opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for idx in torch.randperm(len(features), generator=g).split(batch_size):
+            loss = F.cross_entropy(router(features[idx]), tasks[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(features))
+    return router.eval(), losses
 
 
 def memory_samples(memory: ReplayMemory, datasets: Sequence, tasks: Sequence[int] | None = None
@@ -107,77 +139,119 @@ def train_adapter(model: nn.Module, adapter: str, inputs: torch.Tensor, targets:
 
 
 class L2R:
-    """Per-task adapters on one frozen backbone, composed per sample by a router trained on the replay memory.
+    """Per-task adapters on one frozen backbone, composed per sample by routers trained on the replay memory.
 
     Args:
         model: the backbone (a timm model; its head can be a per-adapter ``trainable`` delta).
-        hidden, temperature: the router's hidden width and softmax temperature.
-        features: ``(model, x) -> (B, C)`` frozen features for the router (default :func:`pooled_features`).
+        hidden, temperature: each router's hidden width and softmax temperature.
+        features: ``(model, x) -> (B, C)`` frozen features of the ``'model'`` router (default :func:`pooled_features`).
+        routers: ``'model'`` (one router), ``'block'`` or ``'layer'`` (one per block / adapted op, on its input).
+        mode: ``'output'`` (mix the adapters' outputs) or ``'merge'`` (mix their task vectors per sample).
     """
 
     def __init__(self, model: nn.Module, hidden: int = 64, temperature: float = 1.0,
-                 features: Features = pooled_features) -> None:
+                 features: Features = pooled_features, routers: str = 'model', mode: str = 'output') -> None:
+        if routers not in GRANULARITIES:
+            raise ValueError(f'routers must be one of {GRANULARITIES}, got {routers!r}')
+        if mode not in ('output', 'merge'):
+            raise ValueError(f"mode must be 'output' (mix the adapters' outputs) or 'merge' (mix their task "
+                             f'vectors), got {mode!r}')
         self.model, self.hidden, self.temperature, self.features = model, hidden, temperature, features
+        self.granularity, self.mode = routers, mode
         self.adapters: list[str] = []
-        self.router: Router | None = None
+        self.router: Router | None = None  # routers='model'
+        self.routers: dict[str, Router] = {}  # routers='block' / 'layer': site name -> router
 
     def add_task(self, name: str, plan, trainable: Sequence[str] = ()) -> str:
         """Add task ``name``'s adapter and make it the only active one (train it with :func:`train_adapter` or
-        your own loop); the router is stale until :meth:`fit_router`."""
+        your own loop); the routers are stale until :meth:`fit_router`."""
         pv.add_adapter(self.model, name, plan, trainable=tuple(trainable))
         pv.set_adapter(self.model, name)
         self.adapters.append(name)
-        self.router = None
+        self.router, self.routers = None, {}
         return name
 
+    @property
+    def fitted(self) -> bool:
+        return self.router is not None or bool(self.routers)
+
     @torch.no_grad()
-    def frozen_features(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    def frozen_features(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor | dict[str, torch.Tensor]:
+        """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input."""
         was = self.model.training
         self.model.eval()
-        out = torch.cat([self.features(self.model, part) for part in x.split(batch_size)])
+        parts = [self._read(part) for part in x.split(batch_size)]
         self.model.train(was)
-        return out
+        if isinstance(parts[0], dict):
+            return {s: torch.cat([p[s] for p in parts]) for s in parts[0]}
+        return torch.cat(parts)
+
+    def _read(self, x: torch.Tensor):
+        if self.granularity == 'model':
+            return self.features(self.model, x)
+        return site_inputs(self.model, routing_sites(self.model, self.adapters, self.granularity), x)
 
     def fit_router(self, inputs: torch.Tensor, tasks: torch.Tensor, epochs: int = 100, lr: float = 1e-2,
                    batch_size: int = 64, seed: int = 0) -> list[float]:
-        """Train a fresh router on memory samples ``inputs`` with their task ids ``tasks`` (the index of the
-        sample's adapter in :attr:`adapters`); every adapter stays frozen. Returns the loss of each epoch."""
+        """Train fresh routers on memory samples ``inputs`` with their task ids ``tasks`` (the index of the
+        sample's adapter in :attr:`adapters`); every adapter stays frozen. Returns the loss of each epoch (per-site
+        routers: the mean over sites)."""
         if not self.adapters:
             raise RuntimeError('no adapter yet: add_task (and train it) before fitting the router')
         if int(tasks.max()) >= len(self.adapters) or int(tasks.min()) < 0:
             raise ValueError(f'task ids must index the {len(self.adapters)} adapters {self.adapters}; got '
                              f'{int(tasks.min())}..{int(tasks.max())}')
         feats = self.frozen_features(inputs)  # the backbone is frozen: features once, reused every epoch
-        torch.manual_seed(seed)
-        router = Router(feats.shape[1], len(self.adapters), self.hidden, self.temperature)
-        opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=1e-4)
-        g = torch.Generator().manual_seed(seed)
-        losses = []
-        for _ in range(epochs):
-            total = 0.0
-            for idx in torch.randperm(len(feats), generator=g).split(batch_size):
-                loss = F.cross_entropy(router(feats[idx]), tasks[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            losses.append(total / len(feats))
-        self.router = router.eval()
-        return losses
+        kw = dict(hidden=self.hidden, temperature=self.temperature, epochs=epochs, lr=lr, batch_size=batch_size,
+                  seed=seed)
+        if self.granularity == 'model':
+            self.router, losses = fit_router(feats, tasks, len(self.adapters), **kw)
+            return losses
+        fitted = {s: fit_router(f, tasks, len(self.adapters), **kw) for s, f in feats.items()}
+        self.routers = {s: r for s, (r, _) in fitted.items()}
+        return [sum(v) / len(v) for v in zip(*(losses for _, losses in fitted.values()))]
 
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Routing weights (B, N) over :attr:`adapters`."""
-        if self.router is None:
+    def weights(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Routing weights (B, N) over :attr:`adapters`; per-site routers: site name -> (B, N)."""
+        if not self.fitted:
             raise RuntimeError('the router is not trained for the current adapters; call fit_router on the memory')
+        feats = self.frozen_features(x)
         with torch.no_grad():
-            return self.router.weights(self.frozen_features(x))
+            if self.granularity == 'model':
+                return self.router.weights(feats)
+            return {s: self.routers[s].weights(f) for s, f in feats.items()}
 
-    def __call__(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """The model's output with the adapters composed by ``weights`` (B, N) (default: the router's)."""
+    def __call__(self, x: torch.Tensor, weights: torch.Tensor | dict[str, torch.Tensor] | None = None
+                 ) -> torch.Tensor:
+        """The model's output with the adapters composed by ``weights`` (B, N) or site -> (B, N) (default: the
+        routers')."""
         w = self.weights(x) if weights is None else weights
-        with pv.tuner_context(adapter_weights=w, adapters=list(self.adapters)):
+        names = list(self.adapters)
+        if self.mode == 'merge':
+            with MergedWeights(self.model, names, self._op_weights(w)):
+                return self.model(x)
+        if isinstance(w, dict):
+            with SiteWeights(self.model, w, names):
+                return self.model(x)
+        with pv.tuner_context(adapter_weights=w, adapters=names):
             return self.model(x)
 
+    @staticmethod
+    def _op_weights(w):
+        """op module name -> its weights: the model's (B, N), or its site's (the op itself, else its block)."""
+        if isinstance(w, dict):
+            return lambda op, h: w[op] if op in w else w[block_of(op)]
+        return lambda op, h: w
+
+    def top_adapter(self, x: torch.Tensor) -> torch.Tensor:
+        """The router's top adapter per sample (B,) (per-site routers: the most frequent top over sites)."""
+        w = self.weights(x)
+        if isinstance(w, dict):
+            return torch.stack([v.argmax(dim=1) for v in w.values()], dim=1).mode(dim=1).values
+        return w.argmax(dim=1)
+
     def routing_accuracy(self, x: torch.Tensor, tasks: torch.Tensor) -> float:
-        """How often the router's top adapter is the sample's own task."""
-        return float((self.weights(x).argmax(dim=1) == tasks).float().mean())
+        """How often the router's top adapter is the sample's own task (per-site routers: over every site)."""
+        w = self.weights(x)
+        tops = list(w.values()) if isinstance(w, dict) else [w]
+        return float(torch.stack([(v.argmax(dim=1) == tasks).float().mean() for v in tops]).mean())
