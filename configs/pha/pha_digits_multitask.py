@@ -9,6 +9,9 @@ _base_ = ['../_base_/quickstart_multitask.py']
 model = dict(type='PHAClassifier', plan=[dict(type='PHA', rank=8)], retriever_features='prepass',
              task_source='given', ins_weight=0.1, pro_weight=0.1, pro_form='official', temperature=0.1,
              label_smoothing=0.1)
+# retrieval accuracy beside top-1: how often the nearest prototype is the sample's own task (val/retrieval/...)
+val_evaluator = [dict(type='MultiTaskAccuracy'), dict(type='PHARetrievalAccuracy')]
+test_evaluator = val_evaluator
 suite = dict(method='PHA', dataset='digits multi-task (4 hard domains)')
 # The generated adapters move ~64x faster than stored ones (each head weight feeds every entry through z, |z| ~ 1
 # per dim): the quick start's 3e-3 on the hypernetwork makes the adapters blow up and the features collapse within
