@@ -16,16 +16,31 @@ adapter, training step and inference, for ``--presets`` (default lora adapter vp
 ``adapter_names`` mixed-batch inference for LoRA:
 
     python tools/benchmark.py --model vit_base_patch16_224 --mixed-tasks 1 4 16 --threads 1 --json mixed.json
+
+``--merged`` times ``combine_adapters`` over ``--merged-adapters`` (20) LoRA r8 adapters (``--merged-method`` ties) and
+the merged combination's inference against one unmerged adapter and the frozen backbone; ``--routed 5 10 20`` the
+training step and inference of L2R composition over N LoRA adapters against one adapter; ``--pha`` PHA's training
+step (retriever features from a frozen pre-pass and from block ``--pha-block``) against per-task adapters:
+
+    python tools/benchmark.py --model vit_base_patch16_224 --merged --threads 1 --json merged.json
+    python tools/benchmark.py --model vit_base_patch16_224 --routed 5 10 20 --threads 1 --json routed.json
+    python tools/benchmark.py --model vit_base_patch16_224 --pha --threads 1 --json pha.json
 """
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from petl_vision.benchmark import (BenchConfig, fewshot_table, markdown_report, plot_ratios,  # noqa: E402
                                    run_benchmark, time_fewshot, write_json)
+from petl_vision.benchmark.merged import MergedConfig, merged_plot_values, merged_table, run_merged  # noqa: E402
 from petl_vision.benchmark.mixed import MixedConfig, mixed_table, run_mixed  # noqa: E402
+from petl_vision.benchmark.pha import PHABenchConfig, pha_plot_values, pha_table, run_pha  # noqa: E402
+from petl_vision.benchmark.report import plot_bars  # noqa: E402
+from petl_vision.benchmark.routed import RoutedConfig, routed_plot_values, routed_table, run_routed  # noqa: E402
+from petl_vision.benchmark.timing import DTYPE_ALIASES  # noqa: E402
 from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
 
 
@@ -54,6 +69,22 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--fewshot-only', action='store_true', help='skip the training/inference benchmark')
     p.add_argument('--mixed-tasks', nargs='+', type=int, metavar='N',
                    help='time mixed-task batches over N adapters (e.g. 1 4 16) instead of the preset benchmark')
+    p.add_argument('--merged', action='store_true',
+                   help='time a merged weight-space combination of LoRA adapters against one adapter and the frozen '
+                   'backbone (and the combine itself) instead of the preset benchmark')
+    p.add_argument('--merged-adapters', type=int, default=MergedConfig.adapters, metavar='N',
+                   help='LoRA r8 adapters (whole qkv) combined by --merged')
+    p.add_argument('--merged-method', default=MergedConfig.method,
+                   help='combine_adapters method of --merged (ties, dare_ties, magnitude_prune: density 0.2; linear)')
+    p.add_argument('--routed', nargs='+', type=int, metavar='N',
+                   help='time L2R composition over N LoRA adapters (e.g. 5 10 20) against one adapter, training step '
+                   'and inference, instead of the preset benchmark')
+    p.add_argument('--pha', action='store_true',
+                   help="time PHA's multi-task training step (retriever on a frozen pre-pass and on an early block) "
+                   'against per-task adapters of the same shape, instead of the preset benchmark')
+    p.add_argument('--pha-tasks', type=int, default=PHABenchConfig.tasks, help='tasks of the mixed batch of --pha')
+    p.add_argument('--pha-block', type=int, default=PHABenchConfig.block,
+                   help="block whose output tokens feed PHA's retriever in the same-pass variant of --pha")
     p.add_argument('--json', type=Path, help='write the full record here')
     p.add_argument('--markdown', type=Path, help='write the tables here (default: next to --json, .md)')
     p.add_argument('--plot', type=Path, help='PNG of the ratios to full fine-tuning (default: next to --json, .png)')
@@ -72,8 +103,18 @@ def main() -> None:
     if a.fewshot_only and not a.fewshot:
         raise SystemExit('--fewshot-only needs --fewshot METHOD ...')
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    modes = [f for f, on in (('--mixed-tasks', a.mixed_tasks), ('--merged', a.merged), ('--routed', a.routed),
+                             ('--pha', a.pha)) if on]
+    if len(modes) > 1:
+        raise SystemExit(f'{" and ".join(modes)} are separate benchmarks; run one per command')
     if a.mixed_tasks:
         return mixed_main(a, log)
+    if a.merged:
+        return merged_main(a, log)
+    if a.routed:
+        return routed_main(a, log)
+    if a.pha:
+        return pha_main(a, log)
     report = {} if a.fewshot_only else run_benchmark(cfg, log=log)
     text = '' if a.fewshot_only else markdown_report(report)
     if a.fewshot:
@@ -103,6 +144,53 @@ def mixed_main(a: argparse.Namespace, log) -> None:
         write_json(report, a.json)
         (a.markdown or a.json.with_suffix('.md')).write_text(text + '\n')
         print(f'written: {a.json}', file=sys.stderr)
+
+
+def write_outputs(a: argparse.Namespace, report: dict, text: str, plot: Callable[[Path], object] | None = None) -> None:
+    """Print the tables; with --json also write the record, the markdown (.md) and, where given, the plot (.png)."""
+    print(text)
+    if not a.json:
+        return
+    written = [write_json(report, a.json), a.markdown or a.json.with_suffix('.md')]
+    written[1].write_text(text + '\n')
+    if plot:
+        written.append(a.plot or a.json.with_suffix('.png'))
+        plot(written[-1])
+    for path in written:
+        print(f'written: {path}', file=sys.stderr)
+
+
+def _common(a: argparse.Namespace) -> dict:
+    """The options every mode shares (its config's field names)."""
+    return dict(model=a.model, batch_size=a.batch_size, img_size=a.img_size, num_classes=a.num_classes,
+                dtype=DTYPE_ALIASES.get(a.dtype, a.dtype), device=a.device, rounds=a.rounds, warmup=a.warmup)
+
+
+def merged_main(a: argparse.Namespace, log) -> None:
+    pruned = a.merged_method in ('ties', 'dare_ties', 'dare_linear', 'magnitude_prune')
+    cfg = MergedConfig(adapters=a.merged_adapters, method=a.merged_method, density=0.2 if pruned else None,
+                       **_common(a))
+    report = run_merged(cfg, log=log)
+    c = report['config']
+    title = f'merged {c["method"]} of {c["adapters"]} LoRA, {c["model"]}, batch {c["batch_size"]}, {c["device"]}'
+    write_outputs(a, report, merged_table(report),
+                  lambda path: plot_bars(merged_plot_values(report), path, title, 'inference ×frozen backbone', 1.02))
+
+
+def routed_main(a: argparse.Namespace, log) -> None:
+    report = run_routed(RoutedConfig(adapters=tuple(a.routed), **_common(a)), log=log)
+    c = report['config']
+    title = f'L2R over N {c["plan"]} adapters, {c["model"]}, batch {c["batch_size"]}, {c["device"]}'
+    write_outputs(a, report, routed_table(report),
+                  lambda path: plot_bars(routed_plot_values(report), path, title, 'CPU time ×one adapter', 1.3))
+
+
+def pha_main(a: argparse.Namespace, log) -> None:
+    report = run_pha(PHABenchConfig(tasks=a.pha_tasks, block=a.pha_block, **_common(a)), log=log)
+    c = report['config']
+    title = f'PHA vs per-task adapters, {c["tasks"]} tasks, {c["model"]}, batch {c["batch_size"]}, {c["device"]}'
+    write_outputs(a, report, pha_table(report),
+                  lambda path: plot_bars(pha_plot_values(report), path, title, 'CPU time ×per-task adapters', 1.3))
 
 
 if __name__ == '__main__':

@@ -170,3 +170,36 @@ def plot_ratios(report: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (a busy machine makes every timing noisier); None off Unix."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, 'getloadavg') else None
+
+
+def plot_bars(values: dict[str, dict[str, float]], path: str | Path, title: str, ylabel: str,
+              target: float | None = None) -> Path:
+    """Grouped bars: ``values[group][series]`` (e.g. ``{'N=10': {'train': 1.1, 'inference': 1.0}}``), a dashed line
+    at 1 and, when given, a dotted line at ``target``."""
+    groups = list(values)
+    series = list(dict.fromkeys(s for v in values.values() for s in v))
+    fig, ax = plt.subplots(figsize=(1.3 * len(groups) * max(1, len(series) / 2) + 2, 4))
+    width = 0.8 / len(series)
+    top = max([1.0, target or 0.0, *(x for v in values.values() for x in v.values())])
+    for i, s in enumerate(series):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(groups))]
+        ax.bar(xs, [values[g].get(s, 0.0) for g in groups], width, label=s)
+    ax.axhline(1.0, color='grey', lw=0.8, ls='--')
+    if target is not None:
+        ax.axhline(target, color='red', lw=0.8, ls=':', label=f'target {target:g}x')
+    ax.set_ylim(0, 1.3 * top)  # room for the legend above the bars
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc='upper center', ncol=min(4, len(series) + 1), fontsize='small')
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

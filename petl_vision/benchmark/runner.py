@@ -1,6 +1,5 @@
 """One benchmark run: build every method on the same timm model, then time, count and measure them."""
 import dataclasses
-import os
 
 import torch
 from torch import nn
@@ -10,7 +9,7 @@ from .flops import count_flops
 from .memory import measure_step_memory, saved_for_backward_mb
 from .methods import (FULL, PEFT_LORA, build_method, check_methods, example_batch, merged_copy, peft_available,
                       set_grad_checkpointing)
-from .report import add_ratios, machine_info
+from .report import add_ratios, load_average, machine_info
 from .timing import DTYPE_ALIASES, DTYPES, Inference, TrainStep, median, round_robin
 
 
@@ -62,15 +61,10 @@ def run_benchmark(cfg: BenchConfig, log=print) -> dict:
         torch.set_num_threads(threads)
 
 
-def _load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages (a busy machine makes every timing noisier); None off Unix."""
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, 'getloadavg') else None
-
-
 def _run(cfg: BenchConfig, log) -> dict:
     device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
     names = cfg.methods()
-    load_before = _load_average()
+    load_before = load_average()
     models = {n: build_method(n, cfg.model, cfg.img_size, cfg.num_classes).to(device) for n in names}
     x, y = example_batch(cfg.model, cfg.batch_size, cfg.img_size, cfg.num_classes, device)
     log(f'methods: {", ".join(names)}; counting FLOPs')
@@ -109,6 +103,6 @@ def _run(cfg: BenchConfig, log) -> dict:
                    infer_merged_cpu_s=median(merged_cpu) if merged_cpu else None)
     peft = PEFT_LORA if PEFT_LORA in rows else None
     add_ratios(rows, FULL, peft)
-    machine = {**machine_info(device), 'load_average_before': load_before, 'load_average_after': _load_average()}
+    machine = {**machine_info(device), 'load_average_before': load_before, 'load_average_after': load_average()}
     return {'machine': machine, 'config': dataclasses.asdict(cfg),
             'memory_method': memory[FULL]['how'], 'baselines': {'full': FULL, 'peft': peft}, 'methods': rows}

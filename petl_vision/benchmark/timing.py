@@ -13,6 +13,11 @@ from torch.nn import functional as F
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 DTYPE_ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (model, x, y) -> scalar loss
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
 
 
 def synchronize(device: torch.device) -> None:
@@ -26,14 +31,17 @@ def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
 
 
 class TrainStep:
-    """One training step: forward, cross-entropy, backward, AdamW over the trainable parameters only.
+    """One training step: forward, loss (``loss_fn(model, x, y)``, default cross-entropy of ``model(x)``), backward,
+    AdamW over the trainable parameters only.
 
     float16 autocast adds a ``GradScaler`` (its unscale and inf check are part of a real fp16 step); bfloat16
     needs none.
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, lr: float = 1e-5):
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, lr: float = 1e-5,
+                 loss_fn: LossFn | None = None):
         self.model, self.x, self.y, self.dtype = model, x, y, dtype
+        self.loss_fn = loss_fn or cross_entropy
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError('the model has no trainable parameter; a training step would do nothing')
@@ -43,7 +51,7 @@ class TrainStep:
     def __call__(self) -> float:
         self.model.train()
         with autocast(self.x.device, self.dtype):
-            loss = F.cross_entropy(self.model(self.x), self.y)
+            loss = self.loss_fn(self.model, self.x, self.y)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -85,6 +93,25 @@ def round_robin(fns: dict[str, Callable[[], object]], rounds: int, warmup: int,
                 wall[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
     return wall, cpu
+
+
+def count_calls(module: nn.Module, fn: Callable[[], object]) -> int:
+    """How many times ``module`` runs its forward during ``fn()`` (e.g. a block: how many backbone passes)."""
+    calls = []
+    handle = module.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def paired_ratio(values: list[float], references: list[float]) -> float:
+    """Median over rounds of ``values[i] / references[i]``: both ran in the same round, so a slow spell of the
+    machine that hits one round divides out (steadier than the ratio of the two medians on a busy machine)."""
+    if len(values) != len(references):
+        raise ValueError(f'{len(values)} values for {len(references)} references; pair samples of the same rounds')
+    return median([v / r for v, r in zip(values, references)])
 
 
 def median(values: list[float]) -> float:
