@@ -20,18 +20,15 @@ from urllib.parse import urlparse
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from .checks import archive_kind, file_sha256, incomplete_reason, normalise_sha256
-from .errors import (ChecksumMismatchError, IncompleteDownloadError, OfflineError, UnpinnedChecksumWarning,
-                     ZooDownloadError)
-from .hub import hub_cache_dir, hub_cached_path, hub_download, hub_revision
+from .errors import (ChecksumMismatchError, IncompleteDownloadError, LockMismatchError, OfflineError,
+                     UnpinnedChecksumWarning, ZooDownloadError)
+from .hub import hub_cached_path, hub_download, hub_repo_folder, hub_revision, hub_snapshot_commit
+from .lock import LockRecord, lock_for, lock_path, needs_lock, with_lock, write_record
+from .paths import cache_dir
 from .table import ZooEntry, get_entry
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
-
-
-def cache_dir() -> Path:
-    """``$PETL_VISION_CACHE``, default ``~/.cache/petl_vision``."""
-    return Path(os.environ.get('PETL_VISION_CACHE') or '~/.cache/petl_vision').expanduser()
 
 
 def _is_offline() -> bool:
@@ -56,16 +53,18 @@ def _source(name_or_url: str, sha256: str | None) -> tuple[str, str | None, Path
 
 def cache_path(name_or_url: str) -> Path:
     """Where ``name_or_url`` is (or will be) cached; nothing is downloaded. A hub entry that is not cached yet
-    gives the path its revision's snapshot will have in the Hugging Face cache."""
+    gives the path its revision's (the table's, else the locked one, else ``main``) snapshot will have in the
+    Hugging Face cache."""
     entry = _entry(name_or_url)
     if entry is None or entry.hub_repo is None:
         return _source(name_or_url, None)[2]
-    folder = hub_cache_dir() / f'models--{entry.hub_repo.replace("/", "--")}' / 'snapshots'
-    return hub_cached_path(entry) or folder / hub_revision(entry) / entry.hub_file
+    entry = with_lock(entry, lock_for(entry))
+    return hub_cached_path(entry) or hub_repo_folder(entry) / 'snapshots' / hub_revision(entry) / entry.hub_file
 
 
-def _warn_unpinned(path: Path, digest: str) -> None:
-    warnings.warn(f'{path.name}: no published checksum; computed sha256 {digest}, pin it in the table '
+def _warn_unpinned(path: Path, digest: str, locked: bool = False) -> None:
+    done = f'locked in {lock_path()}; ' if locked else ''
+    warnings.warn(f'{path.name}: no published checksum; computed sha256 {digest}, {done}pin it in the table '
                   '(petl_vision/zoo/table.py) or pass sha256=', UnpinnedChecksumWarning, stacklevel=3)
 
 
@@ -178,24 +177,46 @@ def _accept(part: Path, url: str, expected: str | None) -> str:
     return digest
 
 
+def _revision_fix(entry: ZooEntry, record: LockRecord | None) -> str:
+    if entry.revision is not None or record is None:
+        return 'fix the revision in petl_vision/zoo/table.py'
+    return (f'that is the commit it was locked to in {lock_path()} on {record.locked_at}, so the repo\'s history was '
+            f'rewritten: check the repo, then run python tools/zoo.py unlock {entry.name} to lock what it holds now')
+
+
+def _hub_mismatch(entry: ZooEntry, path: Path, expected: str, digest: str, record: LockRecord | None,
+                  given: bool) -> ChecksumMismatchError:
+    """The error of a hub file whose sha256 is not ``expected``; a lock that does not match says so."""
+    where = f'{path} ({entry.hub_repo}/{entry.hub_file} at {hub_revision(entry)})'
+    delete = (f'delete it from the Hugging Face cache (`hf cache rm model/{entry.hub_repo}` or remove {path} and the '
+              'blob it links to) and download it again')
+    if record is not None and not given and record.sha256 == expected:
+        return LockMismatchError(
+            f'{where}: sha256 {digest} is not the {expected} zoo entry {entry.name} was locked to in {lock_path()} '
+            f'on {record.locked_at}; the lock was kept. If the cached file is damaged, {delete}. If the hub (or the '
+            f'HF_ENDPOINT mirror) now serves another file, find out why before accepting it with '
+            f'python tools/zoo.py unlock {entry.name}.')
+    return ChecksumMismatchError(f'{where}: sha256 mismatch: expected {expected}, got {digest}. '
+                                 f'{delete[0].upper()}{delete[1:]}.')
+
+
 def _download_hub(entry: ZooEntry, sha256: str | None, progress: bool) -> Path:
-    """A hub entry from the Hugging Face cache, checked against the pinned digest on every call, and against
-    the sha256 the hub reported (the blob's name) when it was just downloaded."""
-    expected = normalise_sha256(sha256, f'the sha256 given for {entry.name}') or entry.sha256
-    was_cached = hub_cached_path(entry) is not None
-    path = hub_download(entry, progress)
+    """A hub entry from the Hugging Face cache, at the table's revision, else the locked one, else ``main``; its
+    sha256 checked on every call against ``sha256``, the table's, the locked one, or the one the hub reported (the
+    blob's name). An entry the table does not fully pin is locked on its first download (:mod:`.lock`)."""
+    given = normalise_sha256(sha256, f'the sha256 given for {entry.name}')
+    record = lock_for(entry)
+    pinned = with_lock(entry, record)
+    path = hub_download(pinned, progress, _revision_fix(entry, record))
     reported = _hub_sha256(path)
-    if expected is None and not was_cached:
-        expected = reported
-    if expected is not None:
-        digest = file_sha256(path)
-        if digest != expected:
-            raise ChecksumMismatchError(
-                f'{path} ({entry.hub_repo}/{entry.hub_file}): sha256 mismatch: expected {expected}, got {digest}. '
-                f'Delete it from the Hugging Face cache (`hf cache rm model/{entry.hub_repo}` or remove {path} and the '
-                f'blob it links to) and download it again.')
-    elif reported is None:
-        _warn_unpinned(path, file_sha256(path))
+    expected = given or pinned.sha256 or reported
+    digest = file_sha256(path)
+    if expected is not None and digest != expected:
+        raise _hub_mismatch(pinned, path, expected, digest, record, given is not None)
+    if needs_lock(entry) and record is None:
+        write_record(entry, hub_snapshot_commit(entry, path), digest)
+    if expected is None:
+        _warn_unpinned(path, digest, locked=needs_lock(entry))
     return path
 
 
@@ -234,19 +255,34 @@ def download(name_or_url: str, sha256: str | None = None, progress: bool = True)
 
 
 def verify(name_or_url: str, sha256: str | None = None) -> str:
-    """sha256 of the cached file, checked against ``sha256``, the table's, or (hub files) the hub's; raises when
-    they differ. Nothing is downloaded."""
+    """sha256 of the cached file, checked against ``sha256``, the table's, the lock's or (hub files) the hub's;
+    raises when they differ. Nothing is downloaded and nothing is locked."""
     entry = _entry(name_or_url)
-    hub = entry is not None and entry.hub_repo is not None
+    if entry is not None and entry.hub_repo is not None:
+        return _verify_hub(entry, normalise_sha256(sha256, f'the sha256 given for {entry.name}'))
     _, expected, path = _source(name_or_url, sha256)
-    path = (hub_cached_path(entry) or cache_path(name_or_url)) if hub else path
     if not path.is_file():
         raise FileNotFoundError(f'{path} is not downloaded; run python tools/zoo.py download {name_or_url}')
     digest = file_sha256(path)
-    expected = expected or (_hub_sha256(path) if hub else None)
     if expected is None:
         _warn_unpinned(path, digest)
     elif digest != expected:
         raise ChecksumMismatchError(f'{path}: sha256 mismatch: expected {expected}, got {digest}; delete the file '
                                     f'and run python tools/zoo.py download {name_or_url}')
+    return digest
+
+
+def _verify_hub(entry: ZooEntry, given: str | None) -> str:
+    record = lock_for(entry)
+    pinned = with_lock(entry, record)
+    path = hub_cached_path(pinned)
+    if path is None:
+        raise FileNotFoundError(f'{cache_path(entry.name)} is not downloaded; run python tools/zoo.py download '
+                                f'{entry.name}')
+    digest = file_sha256(path)
+    expected = given or pinned.sha256 or _hub_sha256(path)
+    if expected is None:
+        _warn_unpinned(path, digest)
+    elif digest != expected:
+        raise _hub_mismatch(pinned, path, expected, digest, record, given is not None)
     return digest

@@ -19,3 +19,11 @@ class OfflineError(ZooDownloadError, FileNotFoundError):
 
 class UnpinnedChecksumWarning(UserWarning):
     """A file was downloaded or verified without a published sha256 to compare with."""
+
+
+class ZooLockError(ZooDownloadError):
+    """The zoo lock file cannot be read or updated; it is left as it was."""
+
+
+class LockMismatchError(ChecksumMismatchError):
+    """The hub's file is not the one the zoo lock recorded for this entry."""

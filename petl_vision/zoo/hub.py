@@ -6,6 +6,7 @@ again. A commit-hash revision that is cached is served without any network acces
 ``HF_HUB_OFFLINE`` and ``HF_TOKEN`` work as for timm; the variables are read at each call, not at import.
 """
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
@@ -33,6 +34,21 @@ def hub_cache_dir() -> Path:
     return Path(home).expanduser() / 'hub'
 
 
+def hub_repo_folder(entry: ZooEntry) -> Path:
+    """The cache folder of ``entry``'s repo: ``models--<owner>--<name>`` with ``blobs/``, ``snapshots/``, ``refs/``."""
+    return hub_cache_dir() / f'models--{entry.hub_repo.replace("/", "--")}'
+
+
+def hub_snapshot_commit(entry: ZooEntry, path: Path) -> str:
+    """The commit of the snapshot folder ``path`` (a file ``hf_hub_download`` returned) lies in."""
+    snapshots = hub_repo_folder(entry) / 'snapshots'
+    parts = path.relative_to(snapshots).parts if path.is_relative_to(snapshots) else ()
+    if not parts or not re.fullmatch(r'[0-9a-f]{40}', parts[0]):
+        raise ZooDownloadError(f'{path} is not in a commit folder of {snapshots}, so the commit of {entry.hub_repo} '
+                               f'it belongs to is unknown (zoo entry {entry.name})')
+    return parts[0]
+
+
 def hub_offline() -> bool:
     return any(os.environ.get(var, '').lower() in _TRUE for var in ('HF_HUB_OFFLINE', 'PETL_VISION_OFFLINE'))
 
@@ -53,7 +69,7 @@ def hub_fetch_command(entry: ZooEntry) -> str:
 
 
 def _offline_error(entry: ZooEntry, why: str) -> OfflineError:
-    folder = hub_cache_dir() / f'models--{entry.hub_repo.replace("/", "--")}'
+    folder = hub_repo_folder(entry)
     return OfflineError(
         f'{entry.hub_file} of the Hugging Face repo {entry.hub_repo} (revision {hub_revision(entry)}, zoo name '
         f'{entry.name}) is not in the Hugging Face cache {hub_cache_dir()} and {why}. On a machine with network run '
@@ -62,8 +78,12 @@ def _offline_error(entry: ZooEntry, why: str) -> OfflineError:
         'HF_HUB_CACHE at a copy of that cache).')
 
 
-def hub_download(entry: ZooEntry, progress: bool = True) -> Path:
-    """The local file of hub-hosted ``entry``, downloaded into the Hugging Face cache when missing."""
+_TABLE_FIX = 'fix the revision in petl_vision/zoo/table.py'
+
+
+def hub_download(entry: ZooEntry, progress: bool = True, revision_fix: str = _TABLE_FIX) -> Path:
+    """The local file of hub-hosted ``entry``, downloaded into the Hugging Face cache when missing.
+    ``revision_fix`` says what to do when the hub has no such revision (it depends on where the revision is from)."""
     offline = hub_offline()
     try:
         return Path(hf_hub_download(entry.hub_repo, entry.hub_file, revision=hub_revision(entry),
@@ -71,7 +91,7 @@ def hub_download(entry: ZooEntry, progress: bool = True) -> Path:
                                     local_files_only=offline, tqdm_class=None if progress else _SilentBar))
     except RevisionNotFoundError as e:
         raise ZooDownloadError(f'the Hugging Face repo {entry.hub_repo} has no revision {hub_revision(entry)} '
-                               f'(zoo entry {entry.name}); fix the revision in petl_vision/zoo/table.py') from e
+                               f'(zoo entry {entry.name}); {revision_fix}') from e
     except EntryNotFoundError as e:
         if isinstance(e, LocalEntryNotFoundError):
             why = 'offline mode is on (HF_HUB_OFFLINE or PETL_VISION_OFFLINE)' if offline else \
