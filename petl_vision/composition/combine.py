@@ -9,12 +9,14 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..tuners.attach import adapter_plans, add_adapter, list_adapters
+from ..tuners.attach import adapter_plans, add_adapter, list_adapters, tuned_ops
 from ..tuners.state import adapter_state
 from ..tuners.task_vectors import TaskVector
 from .build import build_adapter
 from .merging import LINEAR, METHODS, PRUNED, SIGN_RULES, merge_stack, trim
-from .vectors import Key, adapter_vectors, align, plan_order, stacked, template
+from .vectors import Key, TunerVector, adapter_vectors, align, plan_order, stacked, template
+
+HEAD_MODES = ('keep', 'average')  # or the name of the adapter whose head the result takes
 
 
 @dataclasses.dataclass
@@ -32,7 +34,8 @@ class CombineReport:
 
 def combine_adapters(model: nn.Module, names: list[str], weights: list[float] | None, name: str,
                      method: str = 'linear', density: float | None = None, majority_sign: str = 'total',
-                     rank: int | None = None, seed: int | None = None, scale: float = 1.0) -> CombineReport:
+                     rank: int | None = None, seed: int | None = None, scale: float = 1.0,
+                     heads: str = 'keep') -> CombineReport:
     """Add adapter ``name``, the weight-space combination of adapters ``names``.
 
     Args:
@@ -46,23 +49,64 @@ def combine_adapters(model: nn.Module, names: list[str], weights: list[float] | 
             DenseDelta tuners.
         seed: DARE's draws (None: 0, so a call is reproducible).
         scale: lambda, multiplies the merged task vector.
+        heads: what the result holds on the classifier (:func:`head_ops`): ``'keep'`` (default) no head tuner, so
+            the model's own head stays (heads are not averaged); ``'average'`` the adapters' head tuners mixed like
+            every other tuner; the name of an adapter: that adapter's head tuners, exactly.
 
-    ``linear`` with one adapter and weight 1 returns a copy of that adapter itself (same plan, same tensors).
+    ``linear`` with one adapter and weight 1 returns a copy of that adapter itself (same plan, same tensors; with
+    ``heads='keep'`` less its head tuners).
     """
     weights = _check(model, names, weights, name, method, density, majority_sign, rank)
-    if method in ('linear', 'task_arithmetic') and weights == [1.0] and scale == 1 and rank is None:
-        _density_of(adapter_vectors(model, names[0]))  # the same checks as any combination
+    vectors = [adapter_vectors(model, n) for n in names]
+    head_keys = _check_heads(model, names, vectors, heads)
+    copy = method in ('linear', 'task_arithmetic') and weights == [1.0] and scale == 1 and rank is None
+    if copy and (heads in ('average', names[0]) or not head_keys):
         _copy_adapter(model, names[0], name)
         return CombineReport(name, method, list(names), weights, {}, _density_of(adapter_vectors(model, name)))
-    vectors = [adapter_vectors(model, n) for n in names]
+    vectors = [{k: v for k, v in vec.items() if k not in head_keys} for vec in vectors] if heads != 'average' \
+        else vectors
     keys = align(vectors, names)
+    if not keys and heads == 'keep':
+        raise ValueError(f'adapters {names} hold nothing but head tuners; heads={heads!r} leaves nothing to mix '
+                         "(use heads='average' to mix the heads)")
     generator = torch.Generator().manual_seed(0 if seed is None else seed)
     w = torch.tensor(weights, dtype=torch.float64)
     merged = {key: {t: merge_stack(stacked(vectors, key, t), w, method, density, majority_sign, generator) * scale
                     for t in template(vectors, key).vector} for key in keys}
     templates = {key: template(vectors, key) for key in keys}
+    if heads not in HEAD_MODES:  # one adapter's heads, as they are
+        taken = adapter_vectors(model, heads)
+        templates.update({k: taken[k] for k in head_keys if k in taken})
+        merged.update({k: {t: x.clone() for t, x in taken[k].vector.items()} for k in head_keys if k in taken})
     errors = build_adapter(model, name, templates, merged, plan_order(model, names[0]), rank)
     return CombineReport(name, method, list(names), weights, errors, _density(merged))
+
+
+def head_ops(model: nn.Module) -> set[str]:
+    """The logical names of the model's classifier ops: the module ``get_classifier()`` returns (timm) and ops named
+    ``head`` or ``head.*``. A *head tuner* is any tuner of an adapter on one of them (a ``LinearDelta`` from
+    ``trainable=('head',)``, a LoRA on the head). Heads outside the backbone (``MultiTaskClassifier.heads[task]``,
+    a study's shared head) belong to no adapter; combine_adapters never touches them."""
+    get = getattr(model, 'get_classifier', None)
+    classifier = get() if callable(get) else None
+    return {op.op.name for op in tuned_ops(model)
+            if op is classifier or op.op.name == 'head' or op.op.name.startswith('head.')}
+
+
+def _check_heads(model: nn.Module, names: list[str], vectors: list[dict[Key, TunerVector]], heads) -> set[Key]:
+    """The head-tuner keys of the combination (of ``names`` and of the adapter ``heads`` names); clear errors."""
+    ops = head_ops(model)
+    keys = {k for v in vectors for k in v if k[0] in ops}
+    if not isinstance(heads, str) or (heads not in HEAD_MODES and heads not in adapter_plans(model)):
+        raise ValueError(f"heads must be 'keep', 'average' or the name of an adapter whose head to take "
+                         f'(adapters: {list_adapters(model)}), got {heads!r}')
+    if heads in HEAD_MODES:
+        return keys
+    own = {k for k in adapter_vectors(model, heads) if k[0] in ops}
+    if not own:
+        raise ValueError(f'heads={heads!r}, but adapter {heads!r} has no head tuner (no tuner on the classifier ops '
+                         f"{sorted(ops) or '(none)'}); train it with trainable=('head',) or use heads='keep'")
+    return keys | own
 
 
 def prune_adapter(model: nn.Module, name: str, density: float, new_name: str | None = None,

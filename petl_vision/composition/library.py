@@ -8,7 +8,9 @@
       .library.lock                     held (flock) while the index is read, changed and written back
 
 An entry (:class:`LibraryEntry`): name, task, dataset, backbone fingerprint (as saved in the file), metrics, sha256
-of the file's bytes, file name, plan summary, trainable parameter count, created (UTC, ISO 8601).
+of the file's bytes, file name, plan summary, trainable parameter count, created (UTC, ISO 8601) and, once set
+(:meth:`AdapterLibrary.set_embedding`), the embedding of the domain the adapter was trained on (``domains.py``);
+indexes written before embeddings existed load with none.
 
 Every change writes ``library.json`` to a temporary file and renames it over the old one (``os.replace``), under an
 exclusive lock, so readers never see half an index and two processes of one user do not lose each other's
@@ -67,6 +69,7 @@ class LibraryEntry:
     task: str | None = None
     dataset: str | None = None
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    embedding: dict[str, Any] | None = None  # {'pool': 'cls'|'mean', 'images': N or None, 'vector': [C floats]}
 
 
 class AdapterLibrary:
@@ -146,6 +149,22 @@ class AdapterLibrary:
             _check_loadable_as_named(f'adapter {adapter!r} of the model', meta)
             fields = dict(task=task, dataset=dataset, metrics=dict(metrics or {}))
             return self._commit(staged, _entry(name, file_sha256(staged), meta, tensors, **fields), overwrite)
+
+    def set_embedding(self, name: str, vector: Sequence[float], pool: str, images: int | None = None) -> LibraryEntry:
+        """Record the domain embedding of adapter ``name`` (the mean frozen feature of its training domain's
+        ``images`` images, ``pool`` 'cls' or 'mean'; see ``domains.embed_domain``), replacing any earlier one."""
+        values = [float(v) for v in vector]
+        if not values or not all(math.isfinite(v) for v in values):
+            raise LibraryError(f'a domain embedding must be a non-empty list of finite numbers; got {len(values)} '
+                               f'numbers for {name!r}, {sum(not math.isfinite(v) for v in values)} of them not finite')
+        if pool not in ('cls', 'mean'):
+            raise LibraryError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        with self._locked():
+            index = self._read()
+            entry = _select(self.directory, index, [name])[0]
+            index[name] = dataclasses.replace(entry, embedding={'pool': pool, 'images': images, 'vector': values})
+            self._write(index)
+        return index[name]
 
     def remove(self, name: str) -> LibraryEntry:
         """Take ``name`` out of the index, then delete its file."""

@@ -1,7 +1,7 @@
 """Task vectors of every tuner type (tuners/task_vectors.py and the methods on each tuner), over the named-adapters
 cases (every registered type and preset x tiny backbone): an adapter rebuilt from its own task vector
-(combine_adapters with w = [0.5], scale 2: every step exact in floating point) gives the adapter's outputs, and the
-spaces named in issue 15 hold what they say (LoRA: dW, SSF: (scale - 1, shift), ...)."""
+(combine_adapters with w = [0.5], scale 2, heads='average': every step exact in floating point) gives the adapter's
+outputs, and the spaces named in issue 15 hold what they say (LoRA: dW, SSF: (scale - 1, shift), ...)."""
 import pytest
 import torch
 
@@ -37,10 +37,10 @@ def test_adapter_rebuilt_from_its_task_vector_gives_its_outputs(case, backbone):
     with pv.tuner_context(**_context(plan)):
         if _types(plan) & NO_TASK_VECTOR:
             with pytest.raises(TypeError, match='defines no task vector'):
-                combine_adapters(model, ['a'], [0.5], 'b', scale=2.0)
+                combine_adapters(model, ['a'], [0.5], 'b', scale=2.0, heads='average')
             assert pv.list_adapters(model) == ['a']
             return
-        combine_adapters(model, ['a'], [0.5], 'b', scale=2.0)
+        combine_adapters(model, ['a'], [0.5], 'b', scale=2.0, heads='average')
         pv.set_adapter(model, 'a')
         y_a = model(x)
         pv.set_adapter(model, 'b')
@@ -65,7 +65,7 @@ def test_lora_task_vector_is_the_dense_update_and_rebuilds_as_dense_delta():
     expected[:64] = 2 * B[0] @ lora.lora_A[:2]
     expected[128:] = 2 * B[1] @ lora.lora_A[2:]
     assert torch.allclose(dw, expected, atol=1e-6)
-    combine_adapters(model, ['a'], [0.5], 'b', scale=2.0)
+    combine_adapters(model, ['a'], [0.5], 'b', scale=2.0, heads='average')
     rebuilt = op.tuners['b']['lora']
     assert type(rebuilt).__name__ == 'DenseDelta' and torch.equal(rebuilt.weight, dw)
     with pytest.raises(ValueError, match='DenseDelta'):
@@ -86,7 +86,7 @@ def test_reparameterised_prefix_rebuilds_as_a_direct_prefix_with_the_same_keys_a
     model = tiny_vit().eval()
     pv.add_adapter(model, 'a', [{'type': 'Prefix', 'targets': 'blocks.*.attn', 'num_tokens': 3, 'reparam_dim': 8}])
     perturb(model, 1)
-    combine_adapters(model, ['a'], [0.5], 'b', scale=2.0)
+    combine_adapters(model, ['a'], [0.5], 'b', scale=2.0, heads='average')
     op = tuned_ops(model)[0]
     rebuilt = op.tuners['b']['prefix']
     assert rebuilt.config.reparam_dim is None
@@ -102,7 +102,7 @@ def test_hyper_adapter_task_vector_is_the_generated_weights_per_task_and_rebuild
     assert tv['down'].shape == (2, 16, 64) and tv['up_bias'].shape == (2, 64)
     for i, task in enumerate(['x', 'y']):
         assert torch.equal(tv['up'][i], hyper.weights(task)[2].detach())
-    combine_adapters(model, ['a'], [0.5], 'b', scale=2.0)
+    combine_adapters(model, ['a'], [0.5], 'b', scale=2.0, heads='average')
     assert {r['type'] for r in pv.describe_tuners(model) if r['adapter'] == 'b'} == {'TaskAdapter'}
 
 
