@@ -74,7 +74,7 @@ def fit_router(features: torch.Tensor, tasks: torch.Tensor, num_adapters: int, h
     """A fresh :class:`Router` trained on ``features`` (M, C) to predict ``tasks`` (M,); returns it (eval mode) and
     the mean loss of each epoch."""
     torch.manual_seed(seed)
-    router = Router(features.shape[1], num_adapters, hidden, temperature)
+    router = Router(features.shape[1], num_adapters, hidden, temperature).to(features.device)
     opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=1e-4)
     g = torch.Generator().manual_seed(seed)
     losses = []
