@@ -30,13 +30,15 @@ class FileServer:
 
 @dataclass
 class HubServer:
-    """One model repo ``repo`` at commit ``commit`` (also its ``main``), holding ``files``; records
-    ``(method, path)``. ``etags`` overrides the sha256 reported for a file (a hub that lies, or a corrupt CDN)."""
+    """One model repo ``repo`` whose ``main`` is commit ``commit``, holding ``files``; ``older`` holds the files of
+    earlier commits, by commit hash. Records ``(method, path)``. ``etags`` overrides the sha256 reported for a file
+    (a hub that lies, or a corrupt CDN)."""
 
     repo: str
     commit: str
     files: dict[str, bytes]
     etags: dict[str, str] = field(default_factory=dict)
+    older: dict[str, dict[str, bytes]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
 
@@ -86,14 +88,16 @@ def _hub_handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
             match = re.fullmatch(r'/(.+)/resolve/([^/]+)/(.+)', self.path.split('?')[0])
             if match is None or match.group(1) != state.repo:
                 return self._error(404, 'RepoNotFound')
-            if match.group(2) not in (state.commit, 'main'):
+            commit = state.commit if match.group(2) == 'main' else match.group(2)
+            files = {state.commit: state.files, **state.older}.get(commit)
+            if files is None:
                 return self._error(404, 'RevisionNotFound')
-            data = state.files.get(match.group(3))
+            data = files.get(match.group(3))
             if data is None:
                 return self._error(404, 'EntryNotFound')
             etag = state.etags.get(match.group(3), hashlib.sha256(data).hexdigest())
             self.send_response(200)
-            for name, value in (('X-Repo-Commit', state.commit), ('X-Linked-Etag', f'"{etag}"'),
+            for name, value in (('X-Repo-Commit', commit), ('X-Linked-Etag', f'"{etag}"'),
                                 ('X-Linked-Size', str(len(data))), ('ETag', f'"{etag}"'),
                                 ('Content-Length', str(len(data)))):
                 self.send_header(name, value)
