@@ -57,7 +57,8 @@ def make_retriever(in_features: int, hidden: int = 128, out_features: int = 64) 
 class PHAClassifier(MultiTaskClassifier):
     """Args (besides :class:`MultiTaskClassifier`'s ``backbone``, ``tasks``, ``label_smoothing``):
         plan: the PHA plan or a preset name (``tasks`` filled in from ``tasks``); default the ``'pha'`` preset,
-            one PHA entry on every block's mlp, rank 64.
+            one PHA entry on every block's mlp, rank 64. With ``task_source='retrieved'`` and a block index k, the
+            default plan and PHA entries without ``targets`` go only on the blocks after k.
         retriever_features: ``'prepass'`` or a block index (see the module docstring).
         task_source: ``'given'`` or ``'retrieved'``.
         ins_weight / pro_weight: weights of L_ins-ins and L_pro-ins; pro_form: ``'official'`` or ``'infonce'``.
@@ -69,8 +70,9 @@ class PHAClassifier(MultiTaskClassifier):
                  pro_weight: float = 0.1, pro_form: str = 'official', temperature: float = 0.1,
                  label_smoothing: float = 0.1, data_preprocessor: dict | None = None, init_cfg=None):
         _check_choices(retriever_features, task_source, pro_form, len(tasks))
-        # the default plan, retrieving from block k in the same pass: PHA only on the blocks after k
-        self._after = retriever_features if plan is None and task_source == 'retrieved' and \
+        # retrieving from block k in the same pass: PHA entries without targets go only on the blocks after k
+        untargeted = plan is None or (not isinstance(plan, str) and all('targets' not in e for e in plan))
+        self._after = retriever_features if untargeted and task_source == 'retrieved' and \
             retriever_features != 'prepass' else None
         super().__init__(backbone, tasks, plan=plan or 'pha', adapters='shared', label_smoothing=label_smoothing,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -87,8 +89,9 @@ class PHAClassifier(MultiTaskClassifier):
         if self._after is not None:
             blocks = [n for n, _ in match_modules(net, [spec.blocks], 'the backbone blocks')]
             later = blocks[self._after % len(blocks) + 1:]
-            plan = [{**e, 'targets': [t.replace(spec.blocks, b) for b in later for t in as_patterns(e['targets'])]}
-                    for e in plan]
+            plan = [{**e, 'targets': [t.replace(spec.blocks, b) for b in later
+                                      for t in as_patterns(e.get('targets') or PHA.default_targets(spec))]}
+                    if e.get('type') == 'PHA' else e for e in plan]
         return super()._attach(net, with_tasks(plan, list(self.tasks)), plans)
 
     @property
