@@ -10,7 +10,8 @@ import torch
 
 import petl_vision as pv
 
-from petl_vision.composition import combine_adapters, sign_difference, task_vector_similarity
+from petl_vision.composition import (combine_adapters, domain_embedding, greedy_mix, select_adapters, sign_difference,
+                                     task_vector_similarity)
 from petl_vision.composition.library import AdapterLibrary, load_library
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def test_every_output_is_written(study):
         assert (args.out / name).stat().st_size > 0, name
     assert sorted(AdapterLibrary(args.out / 'library').names()) == sorted(DOMAINS)
     rows = _csv(args.out / 'results.csv')
-    per_domain = 2 + (len(DOMAINS) - 1) + 1 + 4 + 2  # frozen, own, singles, probe, 4 mixes, 2 densities
+    per_domain = 2 + (len(DOMAINS) - 1) + 1 + 8 + 2  # frozen, own, singles, probe, 8 mixes, 2 densities
     assert len(rows) == len(DOMAINS) * per_domain
     assert len(_csv(args.out / 'pairs.csv')) == 3
     table = (args.out / 'results.md').read_text()
@@ -89,6 +90,48 @@ def test_mixtures_equal_direct_combination(study):
     assert rows[held, 'ties']['accuracy'] == tool.accuracy(backbone, head, *test, 'ties')
     assert rows[held, 'soup_all']['sign_difference'] == pytest.approx(sign_difference(backbone, others).kway)
     assert rows[held, 'soup_topk']['adapters'] in others  # k = 1: one of the others, never the held-out one
+
+
+def test_selection_rows_equal_direct_selection_by_domain_embedding(study):
+    tool, args, result = study
+    backbone, head = _fresh(tool, args.out)
+    library = AdapterLibrary(args.out / 'library')
+    for d in DOMAINS:  # the index holds each domain's mean frozen CLS feature of its training images
+        images = tool.domain_split(d, 'train', args.train_shots, args.seed)[0]
+        stored = torch.tensor(library.get(d).embedding['vector'])
+        assert torch.allclose(stored, domain_embedding(backbone, images, 'cls'), atol=1e-5)
+    rows = {(r['held_out'], r['method']): r for r in result['rows']}
+    held, others = DOMAINS[0], DOMAINS[1:]
+    images, labels = tool.domain_split(held, 'train', args.probe_shots, args.seed)
+    ranked = [n for n, _ in select_adapters(library, images, 2, model=backbone, names=others)]
+    assert rows[held, 'emb_topk']['adapters'] == ranked[0]  # k = 1
+    clusters = min(args.clusters, len(others))  # 2: each other domain its own cluster
+    cluster = [n for n, _ in select_adapters(library, images, clusters, by='cluster', model=backbone, names=others,
+                                             seed=args.seed)]
+    assert rows[held, 'emb_cluster']['adapters'] == '+'.join(cluster)
+    sign = greedy_mix(backbone, ranked, 'g', threshold=args.greedy_threshold)
+    assert rows[held, 'greedy_sign']['adapters'] == '+'.join(sign.members)
+    test = tool.domain_split(held, 'test')
+    assert rows[held, 'greedy_sign']['accuracy'] == tool.accuracy(backbone, head, *test, 'g')
+    val = greedy_mix(backbone, ranked, 'v', evaluate=lambda m, n: tool.accuracy(m, head, images, labels, n))
+    assert rows[held, 'greedy_val']['adapters'] == '+'.join(val.members)
+
+
+def test_seeds_repeat_the_study_and_summarise_mean_and_std(tmp_path):
+    tool = _tool()
+    args = tool.parse_args(['--out', str(tmp_path), '--domains', 'upright', 'inverted', '--epochs', '1',
+                            '--train-shots', '1', '--probe-shots', '1', '--k', '1', '--clusters', '1',
+                            '--densities', '1.0', '--seeds', '0', '1'])
+    results = tool.run_seeds(args)
+    for seed in (0, 1):
+        assert (tmp_path / f'seed_{seed}' / 'results.csv').stat().st_size > 0
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    per_seed = [tool.wide(results[s]['rows'])['upright']['own'] for s in (0, 1)]
+    mean, std = summary['table']['upright']['own']
+    assert mean == pytest.approx(sum(per_seed) / 2) and std == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+    assert '+-' in (tmp_path / 'results.md').read_text()
+    for name in ('sign_difference.png', 'sign_vs_accuracy.png', 'pruning.png'):
+        assert (tmp_path / name).stat().st_size > 0
 
 
 def test_pairs_and_correlation_are_consistent(study):

@@ -11,8 +11,13 @@ by the same classifier and only the LoRA updates mix. Then:
    as an :class:`~petl_vision.composition.library.AdapterLibrary` in ``OUT/library`` (the head: ``OUT/head.pt``);
 2. for each held-out domain D, on D's ``test`` split: every other adapter alone, the uniform AdapterSoup of all
    others, the soup of the ``--k`` others most similar (task-vector cosine) to a *probe* adapter trained on
-   ``--probe-shots`` images per class of D (the probe alone is a row too), TIES and DARE of all others, the frozen
-   backbone, D's own adapter (the upper bound); TIES also at each of ``--densities`` (the pruning curve);
+   ``--probe-shots`` images per class of D (the probe alone is a row too); AdapterSoup's selection by domain
+   embedding (mean frozen CLS feature, stored in the library index; D's from the same few images, labels unused):
+   the soup of the ``--k`` most similar domains (``emb_topk``) and of D's k-means cluster among ``--clusters``
+   (``emb_cluster``); the greedy mix in that order while the mixture's k-way sign difference stays <=
+   ``--greedy-threshold`` (``greedy_sign``) or while the accuracy on the probe's labelled images improves
+   (``greedy_val``); TIES and DARE of all others, the frozen backbone, D's own adapter (the upper bound); TIES also
+   at each of ``--densities`` (the pruning curve);
 3. the pairwise fraction of sign difference of the adapters (dense, and after magnitude-pruning every task vector
    to ``--sign-density``) and their cosine, against the accuracy of every pair's 50/50 mixture on the domains that
    are neither's (and its gain over the two adapters alone), with Pearson and Spearman correlations.
@@ -22,7 +27,9 @@ DARE use the disjoint mean times ``--merge-scale`` (lambda).
 
 Writes to ``--out``: ``results.csv`` (one row per held-out domain and method), ``results.md`` (the table and the
 correlations), ``pairs.csv``, ``summary.json``, ``sign_difference.png`` (heat map), ``sign_vs_accuracy.png``
-(scatter) and ``pruning.png`` (TIES accuracy against density).
+(scatter) and ``pruning.png`` (TIES accuracy against density). With ``--seeds`` (more than one), each seed's study
+in ``OUT/seed_<s>/`` and, in ``OUT``, the table as mean +- std over seeds, the correlations per seed and of the
+pooled pairs, and the plots over all seeds (mean heat map, pooled scatter, mean pruning curve).
 """
 import argparse
 import csv
@@ -31,6 +38,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -44,15 +52,15 @@ from torch.nn import functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import petl_vision as pv  # noqa: E402
-from petl_vision.composition import (adapter_soup, combine_adapters, select_by_similarity,  # noqa: E402
-                                     sign_difference, task_vector_similarity)
+from petl_vision.composition import (adapter_soup, combine_adapters, embed_domain, greedy_mix,  # noqa: E402
+                                     select_adapters, select_by_similarity, sign_difference, task_vector_similarity)
 from petl_vision.composition.library import AdapterLibrary  # noqa: E402
 from petl_vision.datasets.digits_multitask import DOMAINS, DigitsMultiTask  # noqa: E402
-from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
+from petl_vision.runtime_threads import add_threads_argument, set_torch_threads  # noqa: E402
 from petl_vision.tuners.routing import BASE  # noqa: E402
 
 BACKBONE = 'vit_digits_demo'
-MIXES = ('soup_all', 'soup_topk', 'ties', 'dare')
+MIXES = ('soup_all', 'soup_topk', 'emb_topk', 'emb_cluster', 'greedy_sign', 'greedy_val', 'ties', 'dare')
 MEASURES = ('sign_difference', 'sign_difference_pruned', 'cosine')  # of a pair, correlated with its mixture
 COLUMNS = ('frozen', 'single_mean', 'single_best', 'probe', *MIXES, 'own')
 BATCH = 64
@@ -145,6 +153,7 @@ def build_library(backbone: nn.Module, head: nn.Module, domains: list[str], test
         acc = accuracy(backbone, head, *tests[d], d)
         library.add_model(backbone, d, d, task='digit', dataset=f'DigitsMultiTask:{d}', metrics={'test_acc': acc},
                           overwrite=True)
+        embed_domain(library, backbone, d, domain_split(d, 'train', args.train_shots, args.seed)[0], args.pool)
     torch.save(head.state_dict(), args.out / 'head.pt')
     return library
 
@@ -158,7 +167,8 @@ def mixed(backbone: nn.Module, head: nn.Module, name: str, test: tuple, members:
     return {'accuracy': acc, 'adapters': '+'.join(members), 'sign_difference': kway}
 
 
-def held_out_rows(backbone: nn.Module, head: nn.Module, held: str, domains: list[str], tests: dict, args) -> list:
+def held_out_rows(backbone: nn.Module, head: nn.Module, held: str, domains: list[str], tests: dict,
+                  library: AdapterLibrary, args) -> list:
     others = [d for d in domains if d != held]
     test = tests[held]
     rows = [{'method': 'frozen', 'accuracy': accuracy(backbone, head, *test, None), 'adapters': '',
@@ -178,6 +188,7 @@ def held_out_rows(backbone: nn.Module, head: nn.Module, held: str, domains: list
     adapter_soup(backbone, others, 'mix', k=k, reference=probe)
     rows.append({'method': 'soup_topk', **mixed(backbone, head, 'mix', test, top)})
     pv.delete_adapter(backbone, probe)
+    rows += selection_rows(backbone, head, held, others, test, library, args)
     combine_adapters(backbone, others, None, 'mix', method='ties', density=args.ties_density, scale=args.merge_scale)
     rows.append({'method': 'ties', **mixed(backbone, head, 'mix', test, others)})
     combine_adapters(backbone, others, None, 'mix', method='dare_ties', density=args.dare_density, seed=args.seed,
@@ -187,6 +198,26 @@ def held_out_rows(backbone: nn.Module, head: nn.Module, held: str, domains: list
         combine_adapters(backbone, others, None, 'mix', method='ties', density=density, scale=args.merge_scale)
         rows.append({'method': f'ties@{density:g}', **mixed(backbone, head, 'mix', test, others)})
     return [{'held_out': held, **r} for r in rows]
+
+
+def selection_rows(backbone: nn.Module, head: nn.Module, held: str, others: list[str], test: tuple,
+                   library: AdapterLibrary, args) -> list[dict]:
+    """AdapterSoup's selection by domain embedding and the greedy mixes, the held-out domain seen only through its
+    ``--probe-shots`` images per class (their embedding; their labels for ``greedy_val``)."""
+    images, labels = domain_split(held, 'train', args.probe_shots, args.seed)
+    k = min(args.k, len(others))
+    ranked = [n for n, _ in select_adapters(library, images, len(others), model=backbone, names=others)]
+    cluster = [n for n, _ in select_adapters(library, images, min(args.clusters, len(others)), by='cluster',
+                                             model=backbone, names=others, seed=args.seed)]
+    rows = []
+    for method, members in (('emb_topk', ranked[:k]), ('emb_cluster', cluster)):
+        combine_adapters(backbone, members, None, 'mix')
+        rows.append({'method': method, **mixed(backbone, head, 'mix', test, members)})
+    sign = greedy_mix(backbone, ranked, 'mix', threshold=args.greedy_threshold)
+    rows.append({'method': 'greedy_sign', **mixed(backbone, head, 'mix', test, sign.members)})
+    val = greedy_mix(backbone, ranked, 'mix', evaluate=lambda m, name: accuracy(m, head, images, labels, name))
+    rows.append({'method': 'greedy_val', **mixed(backbone, head, 'mix', test, val.members)})
+    return rows
 
 
 def pair_rows(backbone: nn.Module, head: nn.Module, domains: list[str], tests: dict, singles: dict,
@@ -268,21 +299,31 @@ def markdown(table: dict, corr: dict, args) -> str:
         lines.append(f'| {held} | ' + ' | '.join(f'{t[c]:.3f}' for c in COLUMNS) + ' |')
     means = {c: float(np.mean([t[c] for t in table.values()])) for c in COLUMNS}
     lines.append('| **mean** | ' + ' | '.join(f'**{means[c]:.3f}**' for c in COLUMNS) + ' |')
-    lines += ['', f'soup_topk: k = {args.k} by task-vector cosine to a probe adapter ({args.probe_shots} images per '
-              f'class of the held-out domain); ties: density {args.ties_density}; dare: dare_ties, density '
-              f'{args.dare_density}; lambda {args.merge_scale}; LoRA rank {args.rank}, {args.init} initialisation, '
-              f'{args.epochs} epochs.', '']
-    lines += [f'Pairs ({corr["pairs"]}): each 50/50 linear mixture on the domains that are neither\'s; accuracy, and '
-              'gain = accuracy minus the mean of the two adapters alone there.', '',
-              '| pair measure | range | Spearman (accuracy) | p | Spearman (gain) | p | Pearson (accuracy) | p |',
-              '|---|---|---|---|---|---|---|---|']
+    return '\n'.join(lines + ['', settings(args), '', *correlation_table(corr, args)]) + '\n'
+
+
+def settings(args) -> str:
+    return (f'soup_topk: k = {args.k} by task-vector cosine to a probe adapter ({args.probe_shots} images per class '
+            f'of the held-out domain); emb_topk / emb_cluster: k = {args.k} by domain-embedding cosine ({args.pool} '
+            f'feature; the held-out domain\'s from the probe images) / its k-means cluster of {args.clusters}; '
+            f'greedy_sign: in that order while the k-way sign difference <= {args.greedy_threshold}; greedy_val: '
+            f'while the accuracy on the probe images improves; ties: density {args.ties_density}; dare: dare_ties, '
+            f'density {args.dare_density}; lambda {args.merge_scale}; LoRA rank {args.rank}, {args.init} '
+            f'initialisation, {args.epochs} epochs.')
+
+
+def correlation_table(corr: dict, args) -> list[str]:
+    lines = [f'Pairs ({corr["pairs"]}): each 50/50 linear mixture on the domains that are neither\'s; accuracy, and '
+             'gain = accuracy minus the mean of the two adapters alone there.', '',
+             '| pair measure | range | Spearman (accuracy) | p | Spearman (gain) | p | Pearson (accuracy) | p |',
+             '|---|---|---|---|---|---|---|---|']
     for measure in MEASURES:
         acc, gain = corr[f'{measure}~mix_accuracy'], corr[f'{measure}~gain']
         label = f'{measure} (density {args.sign_density})' if measure == 'sign_difference_pruned' else measure
         lines.append(f'| {label} | {acc["range"][0]:.3f}..{acc["range"][1]:.3f} | {acc["spearman"]:.3f} | '
                      f'{acc["spearman_p"]:.2g} | {gain["spearman"]:.3f} | {gain["spearman_p"]:.2g} | '
                      f'{acc["pearson"]:.3f} | {acc["pearson_p"]:.2g} |')
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
 def heatmap(signs, path: Path) -> None:
@@ -350,16 +391,77 @@ def run(args: argparse.Namespace) -> dict:
     backbone = build_backbone()
     head = train_head(backbone)
     tests = {d: domain_split(d, 'test', seed=args.seed) for d in args.domains}
-    build_library(backbone, head, args.domains, tests, args)
+    library = build_library(backbone, head, args.domains, tests, args)
     singles = {h: {a: accuracy(backbone, head, *tests[h], a) for a in args.domains} for h in args.domains}
     rows = [r for held in progress(args.domains, 'held-out domains')
-            for r in held_out_rows(backbone, head, held, args.domains, tests, args)]
+            for r in held_out_rows(backbone, head, held, args.domains, tests, library, args)]
     pairs, signs = pair_rows(backbone, head, args.domains, tests, singles, args.sign_density)
     corr = correlations(pairs)
     seconds = time.perf_counter() - start
     write_outputs(args.out, rows, pairs, corr, signs, args, seconds)
     return {'rows': rows, 'pairs': pairs, 'correlation': corr, 'singles': singles, 'seconds': seconds,
-            'head': head}
+            'head': head, 'signs': signs}
+
+
+# several seeds ----------------------------------------------------------------------------------------------------
+def run_seeds(args: argparse.Namespace) -> dict[int, dict]:
+    """The study once per seed of ``args.seeds`` (in ``OUT/seed_<s>``), then the summary over seeds in ``OUT``."""
+    results = {}
+    for seed in args.seeds:
+        print(f'seed {seed}', file=sys.stderr)
+        results[seed] = run(argparse.Namespace(**{**vars(args), 'seed': seed, 'out': args.out / f'seed_{seed}'}))
+    write_seed_outputs(args, results)
+    return results
+
+
+def seed_table(results: dict[int, dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """held-out domain (and 'mean': of each seed's mean over domains) -> column -> (mean, std over seeds; ddof 1)."""
+    tables = [wide(r['rows']) for r in results.values()]
+    out = {}
+    for held in tables[0]:
+        out[held] = {c: _mean_std([t[held][c] for t in tables]) for c in COLUMNS}
+    out['mean'] = {c: _mean_std([np.mean([t[h][c] for h in t]) for t in tables]) for c in COLUMNS}
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def members_per_mix(results: dict[int, dict]) -> dict[str, float]:
+    """Mean number of adapters in each mixture (over held-out domains and seeds)."""
+    rows = [r for res in results.values() for r in res['rows'] if r['method'] in MIXES]
+    return {m: float(np.mean([len(r['adapters'].split('+')) for r in rows if r['method'] == m])) for m in MIXES}
+
+
+def write_seed_outputs(args: argparse.Namespace, results: dict[int, dict]) -> None:
+    table, pooled = seed_table(results), [p for r in results.values() for p in r['pairs']]
+    pooled_corr = correlations(pooled)
+    lines = [f'Mean +- std over seeds {list(results)} (std with ddof 1).', '',
+             '| held-out domain | ' + ' | '.join(COLUMNS) + ' |', '|---' * (len(COLUMNS) + 1) + '|']
+    for held, t in table.items():
+        cells = [f'{t[c][0]:.3f} +- {t[c][1]:.3f}' for c in COLUMNS]
+        lines.append(f'| {"**mean**" if held == "mean" else held} | ' + ' | '.join(cells) + ' |')
+    members = members_per_mix(results)
+    lines += ['', 'Adapters per mixture (mean): ' + ', '.join(f'{m} {n:.1f}' for m, n in members.items()), '',
+              settings(args), '']
+    for seed, r in results.items():
+        lines += [f'Seed {seed}:', '', *correlation_table(r['correlation'], args), '']
+    lines += ['All seeds\' pairs pooled (not independent samples):', '', *correlation_table(pooled_corr, args)]
+    (args.out / 'results.md').write_text('\n'.join(lines) + '\n')
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    (args.out / 'summary.json').write_text(json.dumps(
+        {'config': config, 'seconds': {s: r['seconds'] for s, r in results.items()}, 'table': table,
+         'members': members, 'correlation': {s: r['correlation'] for s, r in results.items()},
+         'correlation_pooled': pooled_corr}, indent=1))
+    signs = [r['signs'] for r in results.values()]
+    heatmap(SimpleNamespace(names=signs[0].names, pairwise=torch.stack([x.pairwise for x in signs]).mean(0)),
+            args.out / 'sign_difference.png')
+    scatter(pooled, pooled_corr, args.out / 'sign_vs_accuracy.png')
+    mean_rows = [{'held_out': h, 'method': f'ties@{d:g}', 'accuracy': float(np.mean(
+        [next(x['accuracy'] for x in r['rows'] if x['held_out'] == h and x['method'] == f'ties@{d:g}')
+         for r in results.values()]))} for h in args.domains for d in args.densities]
+    pruning_plot(mean_rows, args.densities, args.out / 'pruning.png')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -374,7 +476,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--train-shots', type=int, help='train images per class per domain (default: all, ~11)')
     parser.add_argument('--probe-shots', type=int, default=2,
                         help='images per class of the held-out domain for the probe adapter that selects top-k')
-    parser.add_argument('--k', type=int, default=3, help='adapters in the similarity-selected soup')
+    parser.add_argument('--k', type=int, default=3, help='adapters in the similarity-selected soups')
+    parser.add_argument('--clusters', type=int, default=3,
+                        help='k-means clusters of the other domains\' embeddings (emb_cluster)')
+    parser.add_argument('--pool', choices=('cls', 'mean'), default='cls', help='domain embedding: CLS or mean token')
+    parser.add_argument('--greedy-threshold', type=float, default=0.3,
+                        help='greedy_sign: largest k-way sign difference of the mixture')
     parser.add_argument('--ties-density', type=float, default=0.2)
     parser.add_argument('--dare-density', type=float, default=0.5)
     parser.add_argument('--merge-scale', type=float, default=1.0,
@@ -386,7 +493,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--sign-density', type=float, default=0.1,
                         help='density the task vectors are magnitude-pruned to for the pruned sign difference')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        help='repeat the study for each seed (OUT/seed_<s>) and summarise mean +- std in OUT')
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     if len(args.domains) < 2 or len(set(args.domains)) != len(args.domains):
         parser.error(f'--domains needs at least two distinct domains, got {args.domains}')
@@ -396,9 +505,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     set_torch_threads(args.threads)
-    result = run(args)
+    if args.seeds and len(args.seeds) > 1:
+        seconds = sum(r['seconds'] for r in run_seeds(args).values())
+    else:
+        seconds = run(argparse.Namespace(**{**vars(args), 'seed': (args.seeds or [args.seed])[0]}))['seconds']
     print((args.out / 'results.md').read_text())
-    print(f'{result["seconds"]:.0f} s; wrote {args.out}')
+    print(f'{seconds:.0f} s; wrote {args.out}')
 
 
 if __name__ == '__main__':
