@@ -3,8 +3,10 @@
 Image backbones are timm's own conversions on the Hugging Face hub (``timm/<arch>.<tag>``, found with
 ``timm.models.get_pretrained_cfg``): safetensors files whose keys match timm's models, so they load with no
 conversion. They are fetched with huggingface_hub into the Hugging Face cache timm uses, pinned to a commit where
-the commit is known. ``sha256=None`` means no checksum has been published or found: downloads then check the
-archive is complete and report the computed value so it can be pinned here (docs/zoo.md, "Checksum policy").
+the commit is known. ``sha256=None`` means no checksum has been published or found: a hub file is then checked
+against the sha256 the hub reports and, like a hub entry with no revision, locked to the commit and sha256 of its
+first download in the user's lock file (:mod:`.lock`); other files must be complete archives, and the computed
+value is reported so it can be pinned here (docs/zoo.md, "Checksum policy").
 """
 import difflib
 import re
@@ -74,8 +76,12 @@ def _timm_hub(name: str, hub_tag: str, license: str, notes: str, revision: str |
 #   https://huggingface.co/timm/vit_large_patch16_224.orig_in21k/tree/ff41090bd8b58f56124a0b67759692952f661487
 #   (model.safetensors 1.21 GB); its sha256 page was not found, so the digest is unpinned.
 # - vit_small augreg_in21k, vit_base mae, swin_tiny / swin_base ms_in22k: neither a full commit hash nor the
-#   LFS sha256 of model.safetensors was found; they follow `main` and are checked against the sha256 the hub
-#   reports (the ETag huggingface_hub stores the blob under) when downloaded.
+#   LFS sha256 of model.safetensors was found (searched again 2026-12-01: stored hub pages, the hub repos' tree /
+#   blob / resolve / commit URLs, model cards, HF cache listings in public code; none of these four repos, nor
+#   the vit_large blob page, is stored). Their first download follows `main`, is checked against the sha256 the
+#   hub reports (the ETag huggingface_hub stores the blob under) and is locked: the commit and sha256 it got go
+#   into the user's zoo.lock.json (petl_vision/zoo/lock.py), which later downloads keep to; vit_large's sha256 the
+#   same way.
 # - point_mae.shapenet, point_bert.shapenet: their publishers give no checksum (GitHub release asset, Tsinghua
 #   Cloud link); unpinned, so a download must be a complete archive before it is cached.
 ZOO: dict[str, ZooEntry] = {e.name: e for e in [
