@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save
 
 from petl_vision import zoo
-from petl_vision.zoo import (ZOO, LockMismatchError, ZooDownloadError, ZooLockError, cache_path, download, lock_path,
-                             pin_source, read_lock, verify)
+from petl_vision.zoo import (ZOO, LockMismatchError, OfflineError, ZooDownloadError, ZooLockError, cache_path, download,
+                             lock_path, pin_source, read_lock, verify)
 from tests.conftest import load_tool
 from tests.zoo.servers import HubServer, serve
 from tests.zoo.test_hub import WEIGHTS, WEIGHTS_SHA256
@@ -76,6 +76,16 @@ def test_locked_entry_keeps_its_commit_when_main_moves(caches, hub):
     assert path.read_bytes() == WEIGHTS and f'/snapshots/{FIRST}/' in str(path)
     assert all(f'/resolve/{FIRST}/' in p for _, p in hub.requests[-2:])
     assert read_lock()[NAME].revision == FIRST
+
+
+def test_offline_miss_of_a_locked_entry_names_the_locked_commit(caches, hub, monkeypatch):
+    download(NAME, progress=False)
+    forget_hf_cache(caches)
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    requests = len(hub.requests)
+    with pytest.raises(OfflineError, match=f'hf download {REPO} model.safetensors --revision {FIRST}'):
+        download(NAME, progress=False)
+    assert len(hub.requests) == requests
 
 
 def test_hub_file_that_no_longer_matches_the_lock_is_a_clear_error_and_the_lock_is_kept(caches, hub):
