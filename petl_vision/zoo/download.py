@@ -5,7 +5,8 @@ A urllib download writes ``<cache>/<file>.part`` and renames it to ``<cache>/<fi
 ``Content-Length`` arrived and the checksum matches, or, with no checksum, when the file is a complete archive
 (:mod:`.checks`): a file in the cache is always whole. A cache hit is re-hashed whenever a checksum is known.
 ``PETL_VISION_CACHE`` moves the cache (default ``~/.cache/petl_vision``); ``PETL_VISION_OFFLINE=1`` forbids network
-access.
+access. A hub entry the table leaves without a revision or sha256 is locked to those of its first download
+(:mod:`.lock`, ``zoo.lock.json`` in that cache), and kept to them afterwards.
 """
 import hashlib
 import http.client
