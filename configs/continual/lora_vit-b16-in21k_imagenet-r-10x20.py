@@ -13,6 +13,7 @@ sequence = dict(protocol='class', num_tasks=10, seed=None, class_order=None,
                 test=dict(type='ImageNetR', data_root=data_root, split='test', seed=0, pipeline=_test))
 model = dict(num_classes=200)
 # LoRA r10 on every qkv (InfLoRA's rank) and a rank-20 head LoRA (= the task's 20 classes)
-adapter = dict(plan=[dict(type='LoRA', targets='blocks.*.attn.qkv', rank=10), dict(type='LoRA', targets='head', rank=20)])
+adapter = dict(plan=[dict(type='LoRA', targets='blocks.*.attn.qkv', rank=10),
+                     dict(type='LoRA', targets='head', rank=20)])
 recipe = dict(epochs=50)  # InfLoRA: 50 epochs per task on ImageNet-R
 memory = dict(per_task=100, sampler='random')  # about 4% of each task's ~2,400 training images

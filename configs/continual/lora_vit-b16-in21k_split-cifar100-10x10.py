@@ -13,6 +13,7 @@ sequence = dict(protocol='class', num_tasks=10, seed=None, class_order=None,
                 test=dict(type='CIFAR100', data_root=data_root, split='test', pipeline=_test))
 model = dict(num_classes=100)
 # LoRA r10 on every qkv (InfLoRA's rank) and a rank-10 head LoRA (= the task's 10 classes)
-adapter = dict(plan=[dict(type='LoRA', targets='blocks.*.attn.qkv', rank=10), dict(type='LoRA', targets='head', rank=10)])
+adapter = dict(plan=[dict(type='LoRA', targets='blocks.*.attn.qkv', rank=10),
+                     dict(type='LoRA', targets='head', rank=10)])
 recipe = dict(epochs=20)  # InfLoRA: 20 epochs per task on CIFAR-100
 memory = dict(per_task=100, sampler='random')  # 2% of each task's 5,000 images

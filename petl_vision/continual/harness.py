@@ -128,7 +128,7 @@ class ContinualRun:
         self.stages, self.plan, self.trainable = list(stages), plan, tuple(trainable)
         self.num_classes, self.protocol, self.methods = num_classes, protocol, tuple(methods)
         self.recipe, self.seed, self.device, self.progress = recipe, seed, device, progress
-        self.memory = memory or ReplayMemory(per_task=20, seed=seed)
+        self.memory = memory if memory is not None else ReplayMemory(per_task=20, seed=seed)
         router = dict(router or {})
         self.router_fit = {k: router.pop(k) for k in ('epochs', 'lr', 'batch_size') if k in router}
         self.l2r = L2R(self.model, **router)

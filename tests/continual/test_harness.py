@@ -89,7 +89,7 @@ def test_every_method_fills_the_lower_triangle_and_the_oracle_forgets_nothing(fi
     R = finished.R
     for m, a in R.items():
         assert not np.isnan(np.tril(a)).any() and np.isnan(a[0, 1]), m
-        assert (0 <= np.tril(a)).all() and (np.tril(a) <= 1).all()
+        assert (np.tril(a) >= 0).all() and (np.tril(a) <= 1).all()
     assert R['oracle'][2, 0] == R['oracle'][1, 0] == R['oracle'][0, 0]  # frozen once trained, task id given
     # one adapter after stage 1: oracle, L2R, Arrow, uniform and the nearest prototype are that adapter alone
     assert len({float(R[m][0, 0]) for m in ('oracle', 'l2r', 'arrow', 'uniform', 'nearest_prototype')}) == 1
@@ -143,3 +143,8 @@ def test_bad_runs_are_refused():
     run = make_run(methods=('oracle',))
     with pytest.raises(ValueError, match='stages run in order'):
         run.run_stage(1)
+
+
+def test_the_memory_given_is_the_one_filled(finished):
+    # an empty ReplayMemory has len 0: the run once took it for "no memory" and used a default of 20 per task
+    assert finished.memory.per_task == 8 and [len(v) for v in finished.memory.tasks.values()] == [8, 8, 8]
