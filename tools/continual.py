@@ -34,7 +34,7 @@ from petl_vision.runtime_threads import add_threads_argument  # noqa: E402
 
 METRICS = ('final_average_accuracy', 'average_incremental_accuracy', 'max_forgetting', 'backward_transfer')
 OUTPUTS = ('results.json', 'report.md', 'accuracy_matrices.png', 'stage_accuracy.png', 'sequence.json',
-           'config.json', 'accuracy_*.csv')
+           'config.json', 'accuracy_*.csv', 'stages')  # stages/: each stage's Runner logs
 
 
 class WorkDirInUse(FileExistsError):
@@ -134,7 +134,7 @@ def run(argv: list[str] | None = None) -> dict:
         cfg.merge_from_dict(args.cfg_options)
     work_dir = args.work_dir or Path('work_dirs') / 'continual' / Path(args.config).stem
     config = json.loads(json.dumps(cfg.to_dict(), default=str))
-    run_, sequence = build_run(cfg)  # a bad config fails here, before the work dir is touched
+    run_, sequence = build_run(cfg, work_dir=work_dir)  # a bad config fails here, before the work dir is touched
     resumed = prepare_work_dir(work_dir, config, args.resume, args.overwrite)
     work_dir.mkdir(parents=True, exist_ok=True)
     if resumed:

@@ -7,7 +7,8 @@ Keys (an mmengine ``Config``; see ``configs/continual/README.md``)::
     sequence = dict(protocol='domain', domains=[dict(name='upright', train=dict(...), test=dict(...)), ...])
     model = dict(model='vit_digits_demo', pretrained=True, num_classes=10, zero_head=True)  # build_timm_backbone
     adapter = dict(plan=[...], trainable=[])          # the per-task adapter
-    recipe = dict(epochs=..., lr=..., weight_decay=..., batch_size=..., max_iters=None, num_workers=0)
+    recipe = dict(epochs=..., lr=..., weight_decay=..., batch_size=..., max_iters=None, num_workers=0,
+                  engine='mmengine')                # or 'loop': the harness's plain loop
     memory = dict(per_task=20, sampler='random')      # ReplayMemory
     router = dict(routers='model', mode='output', hidden=64, epochs=100, lr=1e-2)
     arrow = dict(top_k=4, temperature=1.0)
@@ -51,11 +52,15 @@ class Normalized(torch.utils.data.Dataset):
 
 
 def build_dataset(cfg: dict):
+    """A dataset of the project's registry, its pipeline's transforms looked up in the project's scope."""
+    from mmengine.registry import DefaultScope
+
     from petl_vision.registry import DATASETS
     from petl_vision.setup_env import register_all_modules
 
     register_all_modules()
-    return DATASETS.build(dict(cfg))
+    with DefaultScope.overwrite_default_scope('petl_vision'):
+        return DATASETS.build(dict(cfg))
 
 
 def build_model(cfg: dict) -> torch.nn.Module:
@@ -110,8 +115,10 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f'unknown methods {unknown} in the config; choose from {METHODS}')
 
 
-def build_run(cfg: Config, progress: Callable[[str], None] = print) -> tuple[ContinualRun, TaskSequence]:
-    """The run a config describes, and its task sequence (class order recorded)."""
+def build_run(cfg: Config, progress: Callable[[str], None] = print, work_dir=None
+              ) -> tuple[ContinualRun, TaskSequence]:
+    """The run a config describes, and its task sequence (class order recorded); ``work_dir``: where each stage's
+    Runner logs (None: temporary folders)."""
     from petl_vision.models.backbone_builder import pretrained_mean_std
 
     check_config(cfg)
@@ -127,5 +134,6 @@ def build_run(cfg: Config, progress: Callable[[str], None] = print) -> tuple[Con
     run = ContinualRun(model, stages, list(cfg.adapter.plan), num_classes, protocol=cfg.sequence.protocol,
                        trainable=tuple(cfg.adapter.get('trainable', ())), methods=tuple(cfg.get('methods', METHODS)),
                        recipe=Recipe(**cfg.recipe), memory=memory, router=dict(cfg.get('router', {})),
-                       arrow=dict(cfg.get('arrow', {})), seed=seed, device=device, progress=progress)
+                       arrow=dict(cfg.get('arrow', {})), seed=seed, device=device, progress=progress,
+                       work_dir=work_dir)
     return run, sequence

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,10 +48,15 @@ ROUTED = ('l2r', 'arrow', 'nearest_prototype')  # methods that pick adapters: th
 STATE_FORMAT = 'petl_vision.continual_state/1'
 
 
+ENGINES = ('mmengine', 'loop')
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """How each stage's adapter is trained: AdamW, cross-entropy, ``epochs`` over the stage's training set
-    (``max_iters``: stop after that many steps, for quick checks)."""
+    (``max_iters``: stop after that many steps, for quick checks), by mmengine's Runner (``engine='mmengine'``,
+    :mod:`petl_vision.continual.engine`) or by the plain loop of :func:`train_stage` (``'loop'``: the same
+    batches and updates, without the Runner's logging and hooks)."""
 
     epochs: int = 10
     lr: float = 5e-3
@@ -58,6 +64,13 @@ class Recipe:
     batch_size: int = 32
     max_iters: int | None = None
     num_workers: int = 0
+    engine: str = 'mmengine'
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f'recipe.engine must be one of {ENGINES}, got {self.engine!r}')
+        if self.epochs < 1 or self.batch_size < 1 or (self.max_iters is not None and self.max_iters < 1):
+            raise ValueError(f'recipe.epochs, batch_size and max_iters must be >= 1; got {self}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +85,23 @@ class Stage:
 
 
 def train_stage(model: nn.Module, adapter: str, data, recipe: Recipe, seed: int, keep: torch.Tensor | None = None,
-                device: str = 'cpu') -> float:
-    """Train ``adapter`` alone on ``data`` (logits outside ``keep`` (C,) masked); the last epoch's mean loss."""
+                device: str = 'cpu', work_dir: str | Path | None = None) -> float:
+    """Train ``adapter`` alone on ``data`` (logits outside ``keep`` (C,) masked) by ``recipe.engine``; returns the
+    loss (the loop: the last epoch's mean; mmengine: the last iteration's). ``work_dir``: the Runner's logs (None:
+    a temporary folder)."""
     pv.set_adapter(model, adapter)
-    params = pv.tuners.adapter_parameters(model, adapter)
-    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     loader = torch.utils.data.DataLoader(data, batch_size=recipe.batch_size, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed),
                                          num_workers=recipe.num_workers)
+    if recipe.engine == 'mmengine':
+        from petl_vision.continual.engine import train_stage_mmengine
+
+        if work_dir is not None:
+            return train_stage_mmengine(model, adapter, loader, recipe, seed, keep, work_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            return train_stage_mmengine(model, adapter, loader, recipe, seed, keep, tmp)
+    params = pv.tuners.adapter_parameters(model, adapter)
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     model.train()
     steps, loss_sum, seen = 0, 0.0, 0
     for _ in range(recipe.epochs):
@@ -116,7 +138,8 @@ class ContinualRun:
     def __init__(self, model: nn.Module, stages: Sequence[Stage], plan, num_classes: int, protocol: str = 'class',
                  trainable: Sequence[str] = (), methods: Sequence[str] = METHODS, recipe: Recipe = Recipe(),
                  memory: ReplayMemory | None = None, router: dict | None = None, arrow: dict | None = None,
-                 seed: int = 0, device: str = 'cpu', progress: Callable[[str], None] = print) -> None:
+                 seed: int = 0, device: str = 'cpu', progress: Callable[[str], None] = print,
+                 work_dir: str | Path | None = None) -> None:
         unknown = [m for m in methods if m not in METHODS]
         if unknown or not methods:
             raise ValueError(f'unknown methods {unknown or "(none given)"}; choose from {METHODS}')
@@ -128,6 +151,7 @@ class ContinualRun:
         self.stages, self.plan, self.trainable = list(stages), plan, tuple(trainable)
         self.num_classes, self.protocol, self.methods = num_classes, protocol, tuple(methods)
         self.recipe, self.seed, self.device, self.progress = recipe, seed, device, progress
+        self.work_dir = Path(work_dir) if work_dir is not None else None
         self.memory = memory if memory is not None else ReplayMemory(per_task=20, seed=seed)
         router = dict(router or {})
         self.router_fit = {k: router.pop(k) for k in ('epochs', 'lr', 'batch_size') if k in router}
@@ -140,6 +164,10 @@ class ContinualRun:
         self.losses: dict[str, list[float]] = {'adapter': [], SEQ_ADAPTER: []}
         self.seconds: list[float] = []
         self.completed = 0
+
+    def _logs(self, adapter: str, t: int) -> Path | None:
+        """Where the Runner of stage ``t``'s ``adapter`` logs (None: a temporary folder)."""
+        return None if self.work_dir is None else self.work_dir / 'stages' / f'{t}_{adapter}'
 
     def stage_seed(self, t: int) -> int:
         return int(np.random.default_rng((self.seed, t)).integers(2**31))
@@ -157,12 +185,12 @@ class ContinualRun:
         torch.manual_seed(seed)
         self.l2r.add_task(stage.name, self.plan, self.trainable)
         self.losses['adapter'].append(train_stage(self.model, stage.name, stage.train, self.recipe, seed,
-                                                  self.keep(t), self.device))
+                                                  self.keep(t), self.device, self._logs(stage.name, t)))
         if SEQ_ADAPTER in self.methods:
             if t == 0:
                 pv.add_adapter(self.model, SEQ_ADAPTER, self.plan, trainable=self.trainable)
             self.losses[SEQ_ADAPTER].append(train_stage(self.model, SEQ_ADAPTER, stage.train, self.recipe, seed,
-                                                        self.keep(t), self.device))
+                                                        self.keep(t), self.device, self._logs(SEQ_ADAPTER, t)))
         self.memory.add_task(t, range(len(stage.train)))
         self._add_prototypes(stage)
         if 'l2r' in self.methods:

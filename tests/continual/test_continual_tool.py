@@ -69,6 +69,7 @@ def test_outputs_are_written(full):
         assert (out / png).read_bytes()[:4] == b'\x89PNG'
     report = (out / 'report.md').read_text()
     assert '| simplecil |' in report and 'routing accuracy' in report and 'after stage | 1 | 2 | 3 |' in report
+    assert (out / 'stages' / '2_rotated_90').is_dir()  # each stage's adapter trained by its own mmengine Runner
     assert sorted(p.name for p in (out / 'state' / 'adapters').iterdir()) == [
         'inverted.safetensors', 'rotated_90.safetensors', 'seq_ft.safetensors', 'upright.safetensors']
 

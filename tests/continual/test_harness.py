@@ -64,7 +64,8 @@ def synthetic_stage(t: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tens
     return x, y + 2 * t
 
 
-def make_run(methods=('oracle', 'seq_ft', 'nearest_prototype', 'simplecil', 'l2r', 'uniform', 'arrow')):
+def make_run(methods=('oracle', 'seq_ft', 'nearest_prototype', 'simplecil', 'l2r', 'uniform', 'arrow'),
+             engine='loop'):
     stages = []
     for t in range(3):
         train, test = synthetic_stage(t, 32, 0), synthetic_stage(t, 16, 1)
@@ -74,7 +75,7 @@ def make_run(methods=('oracle', 'seq_ft', 'nearest_prototype', 'simplecil', 'l2r
         model.head.weight.zero_()
         model.head.bias.zero_()
     return ContinualRun(model, stages, PLAN, num_classes=6, protocol='class', methods=methods,
-                        recipe=Recipe(epochs=3, lr=1e-2, batch_size=16), memory=ReplayMemory(per_task=8, seed=0),
+                        recipe=Recipe(epochs=3, lr=1e-2, batch_size=16, engine=engine), memory=ReplayMemory(per_task=8, seed=0),
                         router=dict(hidden=16, epochs=20), progress=lambda s: None)
 
 
@@ -148,3 +149,14 @@ def test_bad_runs_are_refused():
 def test_the_memory_given_is_the_one_filled(finished):
     # an empty ReplayMemory has len 0: the run once took it for "no memory" and used a default of 20 per task
     assert finished.memory.per_task == 8 and [len(v) for v in finished.memory.tasks.values()] == [8, 8, 8]
+
+
+def test_mmengine_runner_trains_the_same_adapter_as_the_loop():
+    runs = {engine: make_run(methods=('oracle',), engine=engine) for engine in ('mmengine', 'loop')}
+    for run in runs.values():
+        run.run_stage(0)
+    by_runner, by_loop = (pv.tuners.adapter_parameters(r.model, 'task0') for r in runs.values())
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(by_runner, by_loop))
+    assert runs['mmengine'].R['oracle'][0, 0] == runs['loop'].R['oracle'][0, 0]
+    with pytest.raises(ValueError, match='recipe.engine must be one of'):
+        Recipe(engine='lightning')
