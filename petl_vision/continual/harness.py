@@ -23,8 +23,6 @@ uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,20 +30,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
 import petl_vision as pv
 from petl_vision.continual.baselines import SimpleCIL, TaskPrototypes
+from petl_vision.continual.engine import train_stage_mmengine
 from petl_vision.continual.evaluate import SEQ_ADAPTER, class_mask, evaluate_stage
-from petl_vision.continual.l2r import L2R, Router, memory_samples, pooled_features
+from petl_vision.continual.l2r import L2R, memory_samples, pooled_features
 from petl_vision.continual.memory import ReplayMemory
 from petl_vision.continual.metrics import summary
+from petl_vision.continual.state import restore_state, save_state
 
 METHODS = ('oracle', 'l2r', 'arrow', 'uniform', 'seq_ft', 'nearest_prototype', 'simplecil')
 ROUTED = ('l2r', 'arrow', 'nearest_prototype')  # methods that pick adapters: their routing accuracy is recorded
-STATE_FORMAT = 'petl_vision.continual_state/1'
 
 
 ENGINES = ('mmengine', 'loop')
@@ -94,8 +92,6 @@ def train_stage(model: nn.Module, adapter: str, data, recipe: Recipe, seed: int,
                                          generator=torch.Generator().manual_seed(seed),
                                          num_workers=recipe.num_workers)
     if recipe.engine == 'mmengine':
-        from petl_vision.continual.engine import train_stage_mmengine
-
         if work_dir is not None:
             return train_stage_mmengine(model, adapter, loader, recipe, seed, keep, work_dir)
         with tempfile.TemporaryDirectory() as tmp:
@@ -241,77 +237,10 @@ class ContinualRun:
                 'test_sizes': sizes, 'matrices': {m: self.R[m].tolist() for m in self.methods}, 'metrics': metrics,
                 'routing_accuracy': self.routing, 'final_train_loss': self.losses, 'seconds': self.seconds}
 
-    # --- state between stages -------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        """Write the state after the completed stages into ``folder`` (replaced whole, written beside it first)."""
-        folder = Path(folder)
-        tmp = folder.with_name(folder.name + '.tmp')
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / 'adapters').mkdir(parents=True)
-        for name in [*self.l2r.adapters, *([SEQ_ADAPTER] if SEQ_ADAPTER in pv.list_adapters(self.model) else [])]:
-            pv.save_tuners(self.model, tmp / 'adapters' / f'{name}.safetensors', adapter=name)
-        routers = {'model': self.l2r.router} if self.l2r.router is not None else self.l2r.routers
-        if routers:
-            save_file({f'{site}::{k}': v.contiguous().cpu() for site, r in routers.items()
-                       for k, v in r.state_dict().items()}, tmp / 'routers.safetensors')
-        self.memory.save(tmp / 'memory.json')
-        protos = {**(self.prototypes.state() if self.prototypes.sums else {}),
-                  **(self.simplecil.state() if self.simplecil is not None else {})}
-        if protos:
-            save_file(protos, tmp / 'prototypes.safetensors')
-        progress = {'format': STATE_FORMAT, 'completed': self.completed, 'adapters': list(self.l2r.adapters),
-                    'matrices': {m: np.where(np.isnan(a), None, a).tolist() for m, a in self.R.items()},
-                    'routing': self.routing, 'losses': self.losses, 'seconds': self.seconds}
-        (tmp / 'progress.json').write_text(json.dumps(progress, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        return folder
+        """Write the state after the completed stages into ``folder`` (see :mod:`petl_vision.continual.state`)."""
+        return save_state(self, folder)
 
     def restore(self, folder: str | Path) -> None:
-        """Continue after the stages a :meth:`save` recorded (on a fresh run built from the same config)."""
-        folder = Path(folder)
-        progress = json.loads((folder / 'progress.json').read_text())
-        if progress.get('format') != STATE_FORMAT:
-            raise ValueError(f'{folder} is not a continual run state (format {progress.get("format")!r})')
-        if self.completed or self.l2r.adapters:
-            raise RuntimeError('restore into a fresh ContinualRun (this one has run stages already)')
-        expected = [s.name for s in self.stages[:progress['completed']]]
-        if progress['adapters'] != expected:
-            raise ValueError(f'{folder} holds the adapters {progress["adapters"]}, but this sequence starts with '
-                             f'{expected}: it was saved by another config')
-        for name in progress['adapters']:
-            pv.load_tuners(self.model, folder / 'adapters' / f'{name}.safetensors', adapter=name)
-        self.l2r.adapters = list(progress['adapters'])
-        if (folder / 'adapters' / f'{SEQ_ADAPTER}.safetensors').exists():
-            pv.load_tuners(self.model, folder / 'adapters' / f'{SEQ_ADAPTER}.safetensors', adapter=SEQ_ADAPTER)
-        self._restore_routers(folder / 'routers.safetensors')
-        self.memory = ReplayMemory.load(folder / 'memory.json')
-        if (folder / 'prototypes.safetensors').exists():
-            state = load_file(folder / 'prototypes.safetensors')
-            if 'prototypes_sums' in state:
-                self.prototypes.load(state)
-            if 'sums' in state:
-                self.simplecil = SimpleCIL(*state['sums'].shape)
-                self.simplecil.load(state)
-        for m in self.methods:
-            self.R[m] = np.array(progress['matrices'][m], dtype=np.float64)
-        self.routing, self.losses, self.seconds = progress['routing'], progress['losses'], progress['seconds']
-        self.completed = progress['completed']
-
-    def _restore_routers(self, path: Path) -> None:
-        if not path.exists():
-            return
-        grouped: dict[str, dict[str, torch.Tensor]] = {}
-        for key, v in load_file(path).items():
-            site, k = key.split('::')
-            grouped.setdefault(site, {})[k] = v
-        routers = {}
-        for site, state in grouped.items():
-            router = Router(state['net.0.weight'].shape[0], state['net.3.weight'].shape[0],
-                            state['net.1.weight'].shape[0], self.l2r.temperature)
-            router.load_state_dict(state)
-            routers[site] = router.to(self.device).eval()
-        if 'model' in routers and self.l2r.granularity == 'model':
-            self.l2r.router = routers['model']
-        else:
-            self.l2r.routers = routers
+        """Continue after the stages a :meth:`save` recorded, on a fresh run built from the same config."""
+        restore_state(self, folder)
