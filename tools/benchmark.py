@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from petl_vision.benchmark import (BenchConfig, fewshot_table, markdown_report, plot_ratios,  # noqa: E402
                                    run_benchmark, time_fewshot, write_json)
-from petl_vision.benchmark.merged import MergedConfig, merged_plot_values, merged_table, run_merged  # noqa: E402
+from petl_vision.benchmark.merged import MergedConfig, merged_plot, merged_table, run_merged  # noqa: E402
 from petl_vision.benchmark.mixed import MixedConfig, mixed_table, run_mixed  # noqa: E402
-from petl_vision.benchmark.pha import PHABenchConfig, pha_plot_values, pha_table, run_pha  # noqa: E402
-from petl_vision.benchmark.report import plot_bars  # noqa: E402
-from petl_vision.benchmark.routed import RoutedConfig, routed_plot_values, routed_table, run_routed  # noqa: E402
+from petl_vision.benchmark.pha import PHABenchConfig, pha_plot, pha_table, run_pha  # noqa: E402
+from petl_vision.benchmark.routed import RoutedConfig, routed_plot, routed_table, run_routed  # noqa: E402
 from petl_vision.benchmark.timing import DTYPE_ALIASES  # noqa: E402
+from petl_vision.composition.merging import PRUNED  # noqa: E402
 from petl_vision.runtime_threads import set_torch_threads  # noqa: E402
 
 
@@ -87,7 +87,8 @@ def parse_args() -> argparse.Namespace:
                    help="block whose output tokens feed PHA's retriever in the same-pass variant of --pha")
     p.add_argument('--json', type=Path, help='write the full record here')
     p.add_argument('--markdown', type=Path, help='write the tables here (default: next to --json, .md)')
-    p.add_argument('--plot', type=Path, help='PNG of the ratios to full fine-tuning (default: next to --json, .png)')
+    p.add_argument('--plot', type=Path,
+                   help="PNG of the ratios to full fine-tuning or the mode's baseline (default: next to --json, .png)")
     return p.parse_args()
 
 
@@ -146,17 +147,13 @@ def mixed_main(a: argparse.Namespace, log) -> None:
         print(f'written: {a.json}', file=sys.stderr)
 
 
-def write_outputs(a: argparse.Namespace, report: dict, text: str, plot: Callable[[Path], object] | None = None) -> None:
-    """Print the tables; with --json also write the record, the markdown (.md) and, where given, the plot (.png)."""
+def write_outputs(a: argparse.Namespace, report: dict, text: str, plot: Callable[[dict, Path], Path]) -> None:
+    """Print the tables; with --json also write the record, the markdown (.md) and the plot (.png) next to it."""
     print(text)
     if not a.json:
         return
-    written = [write_json(report, a.json), a.markdown or a.json.with_suffix('.md')]
-    written[1].write_text(text + '\n')
-    if plot:
-        written.append(a.plot or a.json.with_suffix('.png'))
-        plot(written[-1])
-    for path in written:
+    a.markdown.write_text(text + '\n')
+    for path in (write_json(report, a.json), a.markdown, plot(report, a.plot)):
         print(f'written: {path}', file=sys.stderr)
 
 
@@ -167,30 +164,20 @@ def _common(a: argparse.Namespace) -> dict:
 
 
 def merged_main(a: argparse.Namespace, log) -> None:
-    pruned = a.merged_method in ('ties', 'dare_ties', 'dare_linear', 'magnitude_prune')
-    cfg = MergedConfig(adapters=a.merged_adapters, method=a.merged_method, density=0.2 if pruned else None,
-                       **_common(a))
+    density = 0.2 if a.merged_method in PRUNED else None  # TIES' top 20%
+    cfg = MergedConfig(adapters=a.merged_adapters, method=a.merged_method, density=density, **_common(a))
     report = run_merged(cfg, log=log)
-    c = report['config']
-    title = f'merged {c["method"]} of {c["adapters"]} LoRA, {c["model"]}, batch {c["batch_size"]}, {c["device"]}'
-    write_outputs(a, report, merged_table(report),
-                  lambda path: plot_bars(merged_plot_values(report), path, title, 'inference ×frozen backbone', 1.02))
+    write_outputs(a, report, merged_table(report), merged_plot)
 
 
 def routed_main(a: argparse.Namespace, log) -> None:
     report = run_routed(RoutedConfig(adapters=tuple(a.routed), **_common(a)), log=log)
-    c = report['config']
-    title = f'L2R over N {c["plan"]} adapters, {c["model"]}, batch {c["batch_size"]}, {c["device"]}'
-    write_outputs(a, report, routed_table(report),
-                  lambda path: plot_bars(routed_plot_values(report), path, title, 'CPU time ×one adapter', 1.3))
+    write_outputs(a, report, routed_table(report), routed_plot)
 
 
 def pha_main(a: argparse.Namespace, log) -> None:
     report = run_pha(PHABenchConfig(tasks=a.pha_tasks, block=a.pha_block, **_common(a)), log=log)
-    c = report['config']
-    title = f'PHA vs per-task adapters, {c["tasks"]} tasks, {c["model"]}, batch {c["batch_size"]}, {c["device"]}'
-    write_outputs(a, report, pha_table(report),
-                  lambda path: plot_bars(pha_plot_values(report), path, title, 'CPU time ×per-task adapters', 1.3))
+    write_outputs(a, report, pha_table(report), pha_plot)
 
 
 if __name__ == '__main__':

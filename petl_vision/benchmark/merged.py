@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ from torch import nn
 from ..composition import combine_adapters
 from ..tuners import add_adapter, merge_tuners, set_adapter, tuner_context
 from .methods import create_backbone, example_batch
-from .report import load_average, machine_info
+from .report import load_average, machine_info, plot_bars
 from .timing import DTYPES, Inference, median, paired_ratio, round_robin
 
 COMBINED = 'combined'
@@ -138,7 +139,10 @@ def merged_table(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def merged_plot_values(report: dict) -> dict[str, dict[str, float]]:
-    r = report['row']
-    return {p: {'CPU ×frozen': r[f'{p}_vs_frozen'], 'CPU ×frozen (paired)': r[f'{p}_vs_frozen_paired'],
-                'wall ×frozen': r[f'{p}_vs_frozen_wall']} for p in PHASES}
+def merged_plot(report: dict, path: str | Path) -> Path:
+    """Bars per phase of inference ×the frozen backbone, with the 1.02x target."""
+    r, c = report['row'], report['config']
+    values = {p: {'CPU ×frozen': r[f'{p}_vs_frozen'], 'CPU ×frozen (paired)': r[f'{p}_vs_frozen_paired'],
+                  'wall ×frozen': r[f'{p}_vs_frozen_wall']} for p in PHASES}
+    return plot_bars(values, path, f'merged {c["method"]} of {c["adapters"]} LoRA, {c["model"]}, batch '
+                     f'{c["batch_size"]}, {c["device"]}', 'inference ×frozen backbone', 1.02)

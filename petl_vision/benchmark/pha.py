@@ -15,13 +15,14 @@ tensors) and an inference pass (``mode='tensor'``). Random weights: timings do n
 """
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..models.multitask_classifier import MultiTaskClassifier
 from ..models.pha_classifier import PHAClassifier
-from .report import load_average, machine_info
+from .report import load_average, machine_info, plot_bars
 from .timing import DTYPES, Inference, TrainStep, count_calls, median, round_robin
 
 VARIANTS = ('pha_prepass', 'pha_block', 'per_task')
@@ -135,5 +136,9 @@ def pha_table(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def pha_plot_values(report: dict) -> dict[str, dict[str, float]]:
-    return {v: {'train step': r['train_ratio'], 'inference': r['infer_ratio']} for v, r in report['rows'].items()}
+def pha_plot(report: dict, path: str | Path) -> Path:
+    """Bars of each variant's step and inference CPU time ×per-task adapters, with the 1.3x target."""
+    c = report['config']
+    values = {v: {'train step': r['train_ratio'], 'inference': r['infer_ratio']} for v, r in report['rows'].items()}
+    return plot_bars(values, path, f'PHA vs per-task adapters, {c["tasks"]} tasks, {c["model"]}, batch '
+                     f'{c["batch_size"]}, {c["device"]}', 'CPU time ×per-task adapters', 1.3)

@@ -183,7 +183,7 @@ def plot_bars(values: dict[str, dict[str, float]], path: str | Path, title: str,
     at 1 and, when given, a dotted line at ``target``."""
     groups = list(values)
     series = list(dict.fromkeys(s for v in values.values() for s in v))
-    fig, ax = plt.subplots(figsize=(1.3 * len(groups) * max(1, len(series) / 2) + 2, 4))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(groups) * max(1, len(series) / 2) + 2), 4))
     width = 0.8 / len(series)
     top = max([1.0, target or 0.0, *(x for v in values.values() for x in v.values())])
     for i, s in enumerate(series):

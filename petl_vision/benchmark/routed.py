@@ -15,6 +15,7 @@ weights). Timed in the same interleaved rounds:
 """
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from torch import nn
 from ..continual.l2r import L2R, Router
 from ..tuners import add_adapter, tuner_context
 from .methods import create_backbone, example_batch
-from .report import load_average, machine_info
+from .report import load_average, machine_info, plot_bars
 from .timing import DTYPES, Inference, TrainStep, count_calls, median, round_robin
 
 PHASES = ('train_l2r', 'train_single', 'infer_l2r', 'infer_routed', 'infer_single')
@@ -165,6 +166,10 @@ def routed_table(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def routed_plot_values(report: dict) -> dict[str, dict[str, float]]:
-    return {f'N={r["adapters"]}': {'train step': r['train_l2r_ratio'], 'inference (L2R)': r['infer_l2r_ratio'],
-                                   'routed pass alone': r['infer_routed_ratio']} for r in report['rows']}
+def routed_plot(report: dict, path: str | Path) -> Path:
+    """Bars per N of L2R's step, inference and routed pass alone, CPU time ×one adapter, with the 1.3x target."""
+    c = report['config']
+    values = {f'N={r["adapters"]}': {'train step': r['train_l2r_ratio'], 'inference (L2R)': r['infer_l2r_ratio'],
+                                     'routed pass alone': r['infer_routed_ratio']} for r in report['rows']}
+    return plot_bars(values, path, f'L2R over N {c["plan"]} adapters, {c["model"]}, batch {c["batch_size"]}, '
+                     f'{c["device"]}', 'CPU time ×one adapter', 1.3)
