@@ -46,6 +46,15 @@ def backbone_text(entry: LibraryEntry) -> str:
     return f'{b.get("class")} {b.get("num_params", 0):,} ({b.get("digest")})'
 
 
+def embedding_text(entry: LibraryEntry) -> str:
+    """The domain embedding in one line (its pool, size and image count), or '-' if none was stored."""
+    e = entry.embedding
+    if not e:
+        return '-'
+    images = f', {e["images"]:,} images' if e.get('images') else ''
+    return f'{e["pool"]} feature, {len(e["vector"])} numbers{images}'
+
+
 def short(text: str, width: int = PLAN_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 3] + '...'
 
@@ -63,6 +72,7 @@ def show_command(library: AdapterLibrary, name: str) -> None:
     fields = [('name', entry.name), ('task', entry.task or '-'), ('dataset', entry.dataset or '-'),
               ('metrics', metrics_text(entry)), ('trainable', f'{entry.trainable:,}'), ('plan', entry.plan),
               ('backbone', backbone_text(entry)), ('family', str(entry.backbone.get('family'))),
+              ('embedding', embedding_text(entry)),
               ('created', entry.created), ('sha256', entry.sha256), ('file', str(library.path_of(entry))),
               ('status', library.status(entry))]
     print(table(['field', 'value'], [[k, v] for k, v in fields]))

@@ -10,7 +10,7 @@ import petl_vision as pv
 from petl_vision.composition import domain_embedding, embed_domain, kmeans, select_adapters
 from petl_vision.composition.domains import pooled_features
 from petl_vision.composition.library import AdapterLibrary, LibraryError
-from tests.conftest import tiny_swin, tiny_vit
+from tests.conftest import load_tool, tiny_swin, tiny_vit
 
 LORA = [{'type': 'LoRA', 'rank': 2}]
 # hand-made domain embeddings: two groups (around e1 and around e2) and one alone (e3)
@@ -141,3 +141,11 @@ def test_bad_selection_arguments_are_refused(library):
     with pytest.raises(LibraryError, match='finite'):
         lib.set_embedding('c', [1.0, float('nan')], 'cls')
     assert [n for n, _ in select_adapters(lib, torch.tensor([1.0, 0.0, 0.0]), k=1, names=['b1', 'a2'])] == ['a2']
+
+
+def test_the_adapters_tool_shows_the_embedding_in_one_line(library):
+    lib, _ = library
+    tool = load_tool('adapters.py')
+    assert tool.embedding_text(lib.get('a1')) == 'cls feature, 3 numbers, 10 images'
+    lib.set_embedding('a1', [1.0, 0.0], 'mean')
+    assert tool.embedding_text(lib.get('a1')) == 'mean feature, 2 numbers'
