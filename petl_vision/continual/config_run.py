@@ -46,6 +46,12 @@ class Normalized(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    @property
+    def metainfo(self) -> dict:
+        """The source dataset's (class names), which mmengine's Runner reads."""
+        inner = getattr(self.dataset, 'dataset', self.dataset)  # a TaskSubset wraps the source dataset
+        return dict(getattr(inner, 'metainfo', {}))
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         sample = self.dataset[i]
         return (sample['inputs'].float() - self.mean) / self.std, int(sample['data_samples'])

@@ -75,8 +75,9 @@ def make_run(methods=('oracle', 'seq_ft', 'nearest_prototype', 'simplecil', 'l2r
         model.head.weight.zero_()
         model.head.bias.zero_()
     return ContinualRun(model, stages, PLAN, num_classes=6, protocol='class', methods=methods,
-                        recipe=Recipe(epochs=3, lr=1e-2, batch_size=16, engine=engine), memory=ReplayMemory(per_task=8, seed=0),
-                        router=dict(hidden=16, epochs=20), progress=lambda s: None)
+                        recipe=Recipe(epochs=3, lr=1e-2, batch_size=16, engine=engine),
+                        memory=ReplayMemory(per_task=8, seed=0), router=dict(hidden=16, epochs=20),
+                        progress=lambda s: None)
 
 
 @pytest.fixture(scope='module')
