@@ -98,3 +98,13 @@ def test_bad_configs_are_refused(config, tmp_path):
     with pytest.raises(SystemExit):
         tool.run([config, '--stop-after', '0'])
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_overwrite_deletes_the_earlier_run_first(config, tmp_path):
+    tool = load_tool('continual.py')
+    tool.run([config, '--work-dir', str(tmp_path), '--stop-after', '2', '--threads', '1'])
+    (tmp_path / 'notes.txt').write_text('mine')  # not a file of the run: kept
+    again = tool.run([config, '--work-dir', str(tmp_path), '--stop-after', '1', '--overwrite', '--threads', '1'])
+    assert again['completed'] == 1
+    assert json.loads((tmp_path / 'state' / 'progress.json').read_text())['completed'] == 1
+    assert not (tmp_path / 'stages' / '1_inverted').exists() and (tmp_path / 'notes.txt').exists()
