@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from petl_vision.benchmark import (BenchConfig, fewshot_table, markdown_report, plot_ratios,  # noqa: E402
                                    run_benchmark, time_fewshot, write_json)
-from petl_vision.benchmark.merged import MergedConfig, merged_plot, merged_table, run_merged  # noqa: E402
+from petl_vision.benchmark.merged import MERGE_METHODS, MergedConfig, merged_plot, merged_table, run_merged  # noqa: E402
 from petl_vision.benchmark.mixed import MixedConfig, mixed_table, run_mixed  # noqa: E402
 from petl_vision.benchmark.pha import PHABenchConfig, pha_plot, pha_table, run_pha  # noqa: E402
 from petl_vision.benchmark.routed import RoutedConfig, routed_plot, routed_table, run_routed  # noqa: E402
@@ -74,7 +74,7 @@ def parse_args() -> argparse.Namespace:
                    'backbone (and the combine itself) instead of the preset benchmark')
     p.add_argument('--merged-adapters', type=int, default=MergedConfig.adapters, metavar='N',
                    help='LoRA r8 adapters (whole qkv) combined by --merged')
-    p.add_argument('--merged-method', default=MergedConfig.method,
+    p.add_argument('--merged-method', default=MergedConfig.method, choices=MERGE_METHODS,
                    help='combine_adapters method of --merged (ties, dare_ties, magnitude_prune: density 0.2; linear)')
     p.add_argument('--routed', nargs='+', type=int, metavar='N',
                    help='time L2R composition over N LoRA adapters (e.g. 5 10 20) against one adapter, training step '

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..composition import combine_adapters
+from ..composition.merging import METHODS
 from ..tuners import add_adapter, merge_tuners, set_adapter, tuner_context
 from .methods import create_backbone, example_batch
 from .report import load_average, machine_info, plot_bars
@@ -30,6 +31,7 @@ from .timing import DTYPES, Inference, median, paired_ratio, round_robin
 
 COMBINED = 'combined'
 PHASES = ('frozen', 'single', 'combined', 'merged')
+MERGE_METHODS = tuple(m for m in METHODS if m != 'svd')
 
 
 @dataclasses.dataclass
@@ -50,6 +52,9 @@ class MergedConfig:
     def __post_init__(self):
         if self.adapters < 1:
             raise ValueError(f'--merged-adapters must be >= 1, got {self.adapters}')
+        if self.method not in METHODS or self.method == 'svd':
+            raise ValueError(f'--merged-method {self.method!r}: time one of {MERGE_METHODS} (svd re-compresses to a '
+                             'rank and is not a merge of the exact combination)')
 
 
 def lora_plan(rank: int) -> list[dict]:

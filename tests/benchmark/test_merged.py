@@ -48,6 +48,8 @@ def test_merged_model_is_the_frozen_model_plus_the_ties_merge_of_the_lora_update
     assert len(vectors[0]) == 12 and COMBINED in model.petl_adapters
     with pytest.raises(ValueError, match='merged-adapters'):
         MergedConfig(adapters=0)
+    with pytest.raises(ValueError, match="--merged-method 'svd'"):
+        MergedConfig(method='svd')
 
 
 def test_paired_ratio_divides_out_a_slow_round():
