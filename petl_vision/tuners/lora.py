@@ -90,6 +90,23 @@ class LoRA(Tuner):
         h = torch.bmm(flat, A[index].transpose(1, 2))  # (rows, T, P*r)
         return torch.bmm(h, B[index].transpose(1, 2)).reshape(*x.shape[:-1], -1)  # (rows, ..., out)
 
+    @classmethod
+    def mixed(cls, tuners: list['LoRA'], x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
+        """The weighted sum ``sum_j weights[i, j] * update_j(x_i)`` of a soft-routed batch as one LoRA of rank
+        ``N*P*r``: ``x`` (rows, ..., in) times every A at once, each adapter's slice of that scaled by its weight
+        per row, times every B at once. One (..., out) tensor, however many adapters. None when the tuners cannot
+        be concatenated (other shapes, dropout): the caller then adds them one by one."""
+        shape = tuners[0].lora_A.shape, tuners[0].n_chunks, tuners[0].part_index
+        if any((t.lora_A.shape, t.n_chunks, t.part_index) != shape or t.config.dropout > 0 for t in tuners):
+            return None
+        A = torch.cat([t.lora_A for t in tuners]).to(x.dtype)  # (N*P*r, in)
+        B = torch.cat([t.dense_B() for t in tuners], dim=1).to(x.dtype)  # (out, N*P*r)
+        h = x @ A.t()  # (rows, ..., N*P*r)
+        n, k = len(tuners), tuners[0].lora_A.shape[0]
+        w = weights.to(x.dtype).view(x.shape[0], *(1,) * (x.ndim - 2), n, 1)
+        h = (h.unflatten(-1, (n, k)) * w).flatten(-2)
+        return h @ B.t()  # (rows, ..., out)
+
     def dense_B(self) -> torch.Tensor:
         """Every part's scaled B in one (out, P*r) matrix: rows of chunk p, columns of part i hold B_i."""
         dense = self.lora_B.new_zeros(self.n_chunks, self.chunk, len(self.part_index), self.config.rank)

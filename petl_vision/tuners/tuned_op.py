@@ -186,6 +186,9 @@ class TunedOp(nn.Module):
                              'inputs (prompts), replace its output (side networks) or insert tokens; route those per '
                              'sample (tuner_context(adapter=[...])) or mix them in weight space')
         y = self.base(x, *args, **kwargs)
+        mixed = _mixed_update(tuners, x, r.weights)
+        if mixed is not None:
+            return y + mixed, {}
         shape = (-1,) + (1,) * (y.ndim - 1)
         w = {a: r.weights[:, j].to(y.dtype).view(shape) for j, a in enumerate(tuners)}
         for a, ts in tuners.items():
@@ -285,6 +288,18 @@ def _batched_update(groups: dict, x: torch.Tensor) -> torch.Tensor | None:
             index[idx] = k
             k += 1
     return cls.routed([ts[0] for ts in tuners], x, index)
+
+
+def _mixed_update(tuners: dict[str, list[Tuner]], x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
+    """One fused update for a soft-routed batch where every adapter has exactly one tuner here, all of one class
+    that can concatenate them (``mixed``: LoRA); None otherwise (then each adapter's update is added apart)."""
+    sets = list(tuners.values())
+    if not sets or any(len(ts) != 1 for ts in sets):
+        return None
+    cls = type(sets[0][0])
+    if not hasattr(cls, 'mixed') or any(type(ts[0]) is not cls for ts in sets):
+        return None
+    return cls.mixed([ts[0] for ts in sets], x, weights)
 
 
 def _same_shape(op_name: str, y: torch.Tensor, part: torch.Tensor) -> None:
