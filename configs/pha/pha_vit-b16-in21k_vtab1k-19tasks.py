@@ -1,6 +1,6 @@
 # PHA (Zhao, Fu & He, EMNLP 2023) on the 19 VTAB-1k tasks as one multi-task run on a frozen ViT-B/16 (IN-21k): one
 # hypernetwork shared by the tasks and the 12 blocks generates each sample's rank-64 adapter parallel to every MLP
-# from its task prototype (the 'pha' preset): 6,469,504 parameters, plus the 19 x 64 prototypes and the retriever
+# from its task prototype (PHAClassifier's default plan): 6,469,504 parameters, plus the 19 x 64 prototypes and the retriever
 # 768 -> 128 -> 64 (106,688), reported apart; one head per task. Paper settings: r = 64, prototypes / layer
 # embeddings 64, label smoothing 0.1, L_ins-ins and L_pro-ins (official form) weighted 0.1, temperature 0.1.
 # Data, schedule and model selection: the per-task LoRA multi-task config this inherits (AdamW, cosine, 100 epochs,
@@ -10,7 +10,7 @@ _base_ = ['../multitask/lora_vit-b16-in21k_vtab1k-19tasks.py']
 model = dict(_delete_=True, type='PHAClassifier',
              backbone=dict(model='vit_base_patch16_224', pretrained='zoo://vit_base_patch16_224.in21k',
                            drop_path_rate=0.1),
-             tasks={{_base_.vtab_tasks}}, plan='pha', retriever_features='prepass', task_source='given',
+             tasks={{_base_.vtab_tasks}}, retriever_features='prepass', task_source='given',
              ins_weight=0.1, pro_weight=0.1, pro_form='official', temperature=0.1, label_smoothing=0.1)
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'petl_sources': dict(lr_mult=0.1)}))
 # retrieval accuracy (val/retrieval/<task>, val/retrieval/all) beside the top-1 of each task

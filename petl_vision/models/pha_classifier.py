@@ -38,7 +38,7 @@ from ..tuners import BASE, TUNERS, describe, tuned_ops, tuner_context
 from ..tuners.layers import TaskConditioned
 from ..tuners.patterns import as_patterns, match_modules
 from ..tuners.presets import resolve_plan
-from ..tuners.pha import PHA, PHAHyperNetwork, PrototypeSlot
+from ..tuners.pha import PHA, PHAHyperNetwork, PrototypeSlot, default_plan
 from ..tuners.pha_losses import FORMS, instance_instance_loss, nearest_prototype, prototype_instance_loss
 from .config_check import check_init_keys
 from .multitask_classifier import MultiTaskClassifier, _head
@@ -56,8 +56,8 @@ def make_retriever(in_features: int, hidden: int = 128, out_features: int = 64) 
 @check_init_keys
 class PHAClassifier(MultiTaskClassifier):
     """Args (besides :class:`MultiTaskClassifier`'s ``backbone``, ``tasks``, ``label_smoothing``):
-        plan: the PHA plan or a preset name (``tasks`` filled in from ``tasks``); default the ``'pha'`` preset,
-            one PHA entry on every block's mlp, rank 64. With ``task_source='retrieved'`` and a block index k, the
+        plan: the PHA plan (``tasks`` filled in from ``tasks``); default ``tuners.pha.default_plan``, one PHA
+            entry on every block's mlp, rank 64. With ``task_source='retrieved'`` and a block index k, the
             default plan and PHA entries without ``targets`` go only on the blocks after k.
         retriever_features: ``'prepass'`` or a block index (see the module docstring).
         task_source: ``'given'`` or ``'retrieved'``.
@@ -74,7 +74,7 @@ class PHAClassifier(MultiTaskClassifier):
         untargeted = plan is None or (not isinstance(plan, str) and all('targets' not in e for e in plan))
         self._after = retriever_features if untargeted and task_source == 'retrieved' and \
             retriever_features != 'prepass' else None
-        super().__init__(backbone, tasks, plan=plan or 'pha', adapters='shared', label_smoothing=label_smoothing,
+        super().__init__(backbone, tasks, plan=plan, adapters='shared', label_smoothing=label_smoothing,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self._source = [_pha_source(self.backbone)]  # a list: the module is the backbone's, not registered twice
         self.retriever_features, self.task_source = retriever_features, task_source
@@ -85,7 +85,7 @@ class PHAClassifier(MultiTaskClassifier):
 
     def _attach(self, net: nn.Module, plan, plans: dict) -> nn.Module:
         spec = describe(net)
-        plan = resolve_plan(plan, spec)
+        plan = default_plan(spec) if plan is None else resolve_plan(plan, spec)
         if self._after is not None:
             blocks = [n for n, _ in match_modules(net, [spec.blocks], 'the backbone blocks')]
             later = blocks[self._after % len(blocks) + 1:]
@@ -287,7 +287,7 @@ def retrieval_accuracy(tasks: Sequence[str], retrieved: Sequence[str]) -> dict[s
 
 def build_pha_classifier(model: str = 'vit_base_patch16_224', tasks: int | Mapping[str, int] = 2,
                          retriever_features: str | int = 'prepass', pretrained=None, **kwargs) -> PHAClassifier:
-    """A PHA multi-task model (the ``'pha'`` preset: rank 64 on every block's mlp) on the timm backbone ``model``,
+    """A PHA multi-task model (the default plan: rank 64 on every block's mlp) on the timm backbone ``model``,
     for benchmarks: ``tasks`` a count (``task0``, ``task1``, ... with 10 classes each) or name -> classes;
     ``retriever_features`` ``'prepass'`` or a block index; ``kwargs`` go to :class:`PHAClassifier`
     (``task_source='retrieved'`` with a block index puts PHA only on the blocks after it)."""

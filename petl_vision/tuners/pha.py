@@ -37,7 +37,6 @@ from .base import OpInfo, Tuner
 from .config import TunerConfig
 from .context import context_values
 from .layers import TaskConditioned
-from .presets import register_preset
 from .registry import register_tuner
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # W_down (P, d, r), b_down, W_up, b_up
@@ -237,8 +236,9 @@ class PHA(TaskConditioned, Tuner):
         return torch.baddbmm(b_up[index].unsqueeze(1), h, w_up[index]).reshape(x.shape)  # (R, N, d) -> x's shape
 
 
-@register_preset('pha')
-def pha_preset(spec) -> list[dict]:
-    """PHA as the paper: one shared hypernetwork, rank-64 adapters parallel to every block's MLP. The plan has no
-    ``tasks``: ``PHAClassifier`` fills them in (or add ``'tasks'`` to the entry for ``apply_tuners``)."""
+
+def default_plan(spec) -> list[dict]:
+    """PHA as the paper: one shared hypernetwork, rank-64 adapters parallel to every block's MLP (``PHAClassifier``'s
+    default). Not a preset: presets attach to a backbone alone, and PHA needs the task names (``'tasks'``), which
+    ``PHAClassifier`` fills in (add them to the entry for ``apply_tuners``)."""
     return [{'type': 'PHA', 'targets': PHA.default_targets(spec), 'rank': 64}]

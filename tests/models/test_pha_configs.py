@@ -1,5 +1,5 @@
 """The PHA configs: ViT-B/16 IN-21k on VTAB-1k (19 tasks) and FGVC (5) build on the meta device (no download) with
-the paper's hypernetwork count and the retriever and prototypes apart; the 'pha' preset; the digits baselines."""
+the paper's hypernetwork count and the retriever and prototypes apart; the default plan; the digits baselines."""
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,8 @@ from mmengine.config import Config
 import petl_vision as pv
 from petl_vision.registry import MODELS
 from petl_vision.setup_env import register_all_modules
-from petl_vision.tuners import PRESETS, describe
+from petl_vision.tuners import describe
+from petl_vision.tuners.pha import default_plan
 
 register_all_modules()
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'pha'
@@ -21,7 +22,7 @@ HYPERNETWORK, RETRIEVER = 6_469_504, 106_688  # d = 768, r = 64, L = 12 (tests/t
                                          ('pha_vit-b16-in21k_fgvc-5datasets', 5)])
 def test_the_vit_b16_configs_have_the_papers_counts(name, tasks):
     cfg = Config.fromfile(str(CONFIGS / f'{name}.py'))
-    assert cfg.model.type == 'PHAClassifier' and cfg.model.plan == 'pha'
+    assert cfg.model.type == 'PHAClassifier' and 'plan' not in cfg.model  # the default: rank 64 on every MLP
     cfg.model.backbone.pretrained = None
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
@@ -35,16 +36,15 @@ def test_the_vit_b16_configs_have_the_papers_counts(name, tasks):
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'petl_sources': {'lr_mult': 0.1}}
 
 
-def test_the_pha_preset_is_the_papers_plan():
+def test_the_default_plan_is_the_papers_and_not_a_preset():
     with torch.device('meta'):
         vit = timm.create_model('vit_base_patch16_224', pretrained=False, num_classes=0)
-    plan = PRESETS['pha'](describe(vit))
+    plan = default_plan(describe(vit))
     assert plan == [{'type': 'PHA', 'targets': 'blocks.*.mlp', 'rank': 64}]
     with torch.device('meta'):
         pv.apply_tuners(vit, [{**plan[0], 'tasks': ['a', 'b']}])
     assert pv.count_parameters(vit)['trainable'] == HYPERNETWORK + 2 * 64
-    with pytest.raises(ValueError, match='PHAClassifier fills in its own tasks'):
-        pv.apply_tuners(timm.create_model('vit_digits_demo', num_classes=0), 'pha')
+    assert 'pha' not in pv.list_presets()  # presets attach to a backbone alone; PHA needs its task names
 
 
 @pytest.mark.parametrize('name, adapter', [('hyperformer_digits_multitask', 132_136),
