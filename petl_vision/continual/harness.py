@@ -127,8 +127,9 @@ class ContinualRun:
             its whole classifier).
         stages: the sequence; ``protocol``: ``'class'`` (no task id, one growing classifier) or ``'domain'``.
         plan, trainable: the per-stage adapter (``pv.add_adapter``); Arrow needs LoRA only (a LoRA on the head).
-        memory: the replay memory of the L2R routers; router: L2R options (``routers``, ``mode``, ``hidden``,
-            ``temperature``) and its training (``epochs``, ``lr``, ``batch_size``); arrow: ``top_k``, ``temperature``.
+        memory: the replay memory of the L2R routers; router: L2R options (``routers``, ``mode``, ``inputs``,
+            ``hidden``, ``temperature``) and its training (``epochs``, ``lr``, ``batch_size``); arrow: ``top_k``,
+            ``temperature``.
     """
 
     def __init__(self, model: nn.Module, stages: Sequence[Stage], plan, num_classes: int, protocol: str = 'class',

@@ -18,7 +18,10 @@ id of each memory sample as its target (cross-entropy), every adapter frozen. ``
   (:mod:`petl_vision.continual.sites`), as the paper routes per layer. Each site's ops mix the adapters by that
   site's weights.
 
-Either way inference is one frozen pass (features / site inputs) and one routed pass. ``mode`` is how the
+Either way inference is one frozen pass (features / site inputs) and one routed pass, unless per-site routers
+read ``inputs='live'``: each router then reads its site's input in the routed pass itself (one pass in all; a
+router is trained on its site's inputs with each memory sample routed to its own adapter, the inputs it sees at
+inference when routing is right). ``mode`` is how the
 weighted adapters are composed: ``'output'`` (the core's soft routing: ``O(x) + sum_a w_a U_a(x)``) or ``'merge'``
 (per sample, the weighted sum of the adapters' task vectors applied as the layer's weights:
 :mod:`petl_vision.continual.merge`; for LoRA the two agree).
@@ -34,7 +37,8 @@ from torch.nn import functional as F
 import petl_vision as pv
 from petl_vision.continual.memory import ReplayMemory
 from petl_vision.continual.merge import MergedWeights
-from petl_vision.continual.sites import GRANULARITIES, SiteWeights, block_of, routing_sites, site_inputs
+from petl_vision.continual.sites import (GRANULARITIES, LiveSiteRouting, SiteWeights, block_of, routing_sites,
+                                         site_inputs)
 
 Features = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -147,17 +151,26 @@ class L2R:
         features: ``(model, x) -> (B, C)`` frozen features of the ``'model'`` router (default :func:`pooled_features`).
         routers: ``'model'`` (one router), ``'block'`` or ``'layer'`` (one per block / adapted op, on its input).
         mode: ``'output'`` (mix the adapters' outputs) or ``'merge'`` (mix their task vectors per sample).
+        inputs: what per-site routers read: ``'frozen'`` (each site's input in a frozen pre-pass) or ``'live'``
+            (in the routed pass itself: one backbone pass instead of two; ``mode='output'`` only).
     """
 
     def __init__(self, model: nn.Module, hidden: int = 64, temperature: float = 1.0,
-                 features: Features = pooled_features, routers: str = 'model', mode: str = 'output') -> None:
+                 features: Features = pooled_features, routers: str = 'model', mode: str = 'output',
+                 inputs: str = 'frozen') -> None:
         if routers not in GRANULARITIES:
             raise ValueError(f'routers must be one of {GRANULARITIES}, got {routers!r}')
         if mode not in ('output', 'merge'):
             raise ValueError(f"mode must be 'output' (mix the adapters' outputs) or 'merge' (mix their task "
                              f'vectors), got {mode!r}')
+        if inputs not in ('frozen', 'live'):
+            raise ValueError(f"inputs must be 'frozen' or 'live', got {inputs!r}")
+        if inputs == 'live' and (routers == 'model' or mode != 'output'):
+            raise ValueError("inputs='live' needs per-site routers (routers='block' or 'layer') and mode='output' "
+                             f"(got routers={routers!r}, mode={mode!r}): a model-level router reads the pooled "
+                             "output, known only after the pass")
         self.model, self.hidden, self.temperature, self.features = model, hidden, temperature, features
-        self.granularity, self.mode = routers, mode
+        self.granularity, self.mode, self.inputs = routers, mode, inputs
         self.adapters: list[str] = []
         self.router: Router | None = None  # routers='model'
         self.routers: dict[str, Router] = {}  # routers='block' / 'layer': site name -> router
@@ -176,20 +189,24 @@ class L2R:
         return self.router is not None or bool(self.routers)
 
     @torch.no_grad()
-    def frozen_features(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor | dict[str, torch.Tensor]:
-        """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input."""
+    def frozen_features(self, x: torch.Tensor, batch_size: int = 256, tasks: torch.Tensor | None = None
+                        ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input;
+        ``inputs='live'`` with ``tasks``: the site inputs with each sample routed to its own adapter."""
         was = self.model.training
         self.model.eval()
-        parts = [self._read(part) for part in x.split(batch_size)]
+        route = None if tasks is None or self.inputs == 'frozen' else [self.adapters[int(t)] for t in tasks]
+        parts = [self._read(part, None if route is None else route[i:i + batch_size])
+                 for i, part in zip(range(0, len(x), batch_size), x.split(batch_size))]
         self.model.train(was)
         if isinstance(parts[0], dict):
             return {s: torch.cat([p[s] for p in parts]) for s in parts[0]}
         return torch.cat(parts)
 
-    def _read(self, x: torch.Tensor):
+    def _read(self, x: torch.Tensor, route: Sequence[str] | None = None):
         if self.granularity == 'model':
             return self.features(self.model, x)
-        return site_inputs(self.model, routing_sites(self.model, self.adapters, self.granularity), x)
+        return site_inputs(self.model, routing_sites(self.model, self.adapters, self.granularity), x, route)
 
     def fit_router(self, inputs: torch.Tensor, tasks: torch.Tensor, epochs: int = 100, lr: float = 1e-2,
                    batch_size: int = 64, seed: int = 0) -> list[float]:
@@ -201,7 +218,7 @@ class L2R:
         if int(tasks.max()) >= len(self.adapters) or int(tasks.min()) < 0:
             raise ValueError(f'task ids must index the {len(self.adapters)} adapters {self.adapters}; got '
                              f'{int(tasks.min())}..{int(tasks.max())}')
-        feats = self.frozen_features(inputs)  # the backbone is frozen: features once, reused every epoch
+        feats = self.frozen_features(inputs, tasks=tasks)  # the backbone is frozen: features once, every epoch
         kw = dict(hidden=self.hidden, temperature=self.temperature, epochs=epochs, lr=lr, batch_size=batch_size,
                   seed=seed)
         if self.granularity == 'model':
@@ -215,6 +232,11 @@ class L2R:
         """Routing weights (B, N) over :attr:`adapters`; per-site routers: site name -> (B, N)."""
         if not self.fitted:
             raise RuntimeError('the router is not trained for the current adapters; call fit_router on the memory')
+        if self.inputs == 'live':
+            record: dict[str, torch.Tensor] = {}
+            with torch.no_grad(), LiveSiteRouting(self.model, self.routers, self.adapters, record):
+                self.model(x)
+            return record
         feats = self.frozen_features(x)
         with torch.no_grad():
             if self.granularity == 'model':
@@ -225,8 +247,14 @@ class L2R:
                  ) -> torch.Tensor:
         """The model's output with the adapters composed by ``weights`` (B, N) or site -> (B, N) (default: the
         routers')."""
-        w = self.weights(x) if weights is None else weights
         names = list(self.adapters)
+        if weights is None and self.inputs == 'live':
+            if not self.fitted:
+                raise RuntimeError('the routers are not trained for the current adapters; call fit_router on the '
+                                   'memory')
+            with LiveSiteRouting(self.model, self.routers, names):
+                return self.model(x)
+        w = self.weights(x) if weights is None else weights
         if self.mode == 'merge':
             with MergedWeights(self.model, names, self._op_weights(w)):
                 return self.model(x)

@@ -58,8 +58,10 @@ def pool_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def site_inputs(model: nn.Module, sites: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each site's pooled input (B, C) in the frozen model (every adapter off)."""
+def site_inputs(model: nn.Module, sites: Sequence[str], x: torch.Tensor,
+                route: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """Each site's pooled input (B, C) in the frozen model (every adapter off), or, given ``route`` (one adapter
+    name per sample), in the model routed that way (``'live'`` routers learn on their own adapter's inputs)."""
     seen: dict[str, torch.Tensor] = {}
 
     def record(name: str):
@@ -69,7 +71,7 @@ def site_inputs(model: nn.Module, sites: Sequence[str], x: torch.Tensor) -> dict
 
     handles = [model.get_submodule(s).register_forward_pre_hook(record(s)) for s in sites]
     try:
-        with pv.tuner_context(adapter=None):
+        with pv.tuner_context(adapter=list(route) if route is not None else None):
             model(x)
     finally:
         for h in handles:
@@ -112,3 +114,24 @@ class SiteWeights:
         self._handles = []
         while self._stack:  # an error inside a site left its context open
             self._stack.pop().__exit__(*exc)
+
+
+class LiveSiteRouting(SiteWeights):
+    """``with LiveSiteRouting(model, routers, adapters): model(x)``: one pass, each site's router reads that site's
+    pooled input in this same (routed) pass and its ops mix ``adapters`` by the router's weights. ``record``: a dict
+    that receives each site's weights (B, N)."""
+
+    def __init__(self, model: nn.Module, routers: dict[str, nn.Module], adapters: Sequence[str],
+                 record: dict[str, torch.Tensor] | None = None) -> None:
+        super().__init__(model, dict.fromkeys(routers), adapters)
+        self.routers, self.record = routers, record
+
+    def _enter(self, name: str):
+        def pre(module, args):
+            weights = self.routers[name].weights(pool_tokens(args[0]))
+            if self.record is not None:
+                self.record[name] = weights
+            context = pv.tuner_context(adapter_weights=weights, adapters=self.adapters)
+            context.__enter__()
+            self._stack.append(context)
+        return pre

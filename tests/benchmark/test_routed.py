@@ -22,11 +22,12 @@ def test_rows_ratios_router_size_and_backbone_passes():
         assert r['train_l2r_ratio'] == pytest.approx(r['train_l2r_cpu_s'] / r['train_single_cpu_s'])
         assert r['infer_routed_ratio'] == pytest.approx(r['infer_routed_cpu_s'] / r['infer_single_cpu_s'])
         # the routed pass is one backbone pass for any N; L2R adds the router's frozen feature pass
-        assert r['block_calls'] == {'train_l2r': 2, 'train_single': 1, 'infer_l2r': 2, 'infer_routed': 1,
-                                    'infer_single': 1}
+        assert r['block_calls'] == {'train_l2r': 2, 'train_single': 1, 'infer_l2r': 2, 'infer_live': 1,
+                                    'infer_routed': 1, 'infer_single': 1}  # per-layer live routers: one pass
+        assert r['live_router_params'] == 12 * router_params(192, 64, r['adapters'])  # one per block's qkv
         assert all(r[f'{p}_cpu_s'] > 0 for p in PHASES)
     table = routed_table(report)
-    assert table.count('\n') == 3 and '| 3 | 12,931 |' in table and '| 2 / 1 |' in table
+    assert table.count('\n') == 3 and '| 3 | 12,931 / 155,172 |' in table and '| 2 / 1 / 1 |' in table
 
 
 def test_twenty_adapters_route_in_one_pass_of_every_block_and_one_hot_weights_pick_one_adapter():

@@ -11,9 +11,10 @@ from tests.conftest import tiny_vit
 from tests.continual.test_l2r import PLAN, TASKS, Recorded, task_data
 
 
-def trained(routers: str, mode: str = 'output'):
+def trained(routers: str, mode: str = 'output', inputs: str = 'frozen'):
     model = tiny_vit(num_classes=2).eval()
-    l2r, memory = L2R(model, hidden=32, routers=routers, mode=mode), ReplayMemory(per_task=12, seed=0)
+    l2r = L2R(model, hidden=32, routers=routers, mode=mode, inputs=inputs)
+    memory = ReplayMemory(per_task=12, seed=0)
     train = [Recorded(*task_data(t, 48, seed=0)) for t in range(TASKS)]
     for t, data in enumerate(train):
         l2r.add_task(f'task{t}', PLAN, trainable=('head',))
@@ -97,3 +98,34 @@ def test_merge_refuses_a_non_linear_adapter_and_bad_options():
         L2R(model, routers='head')
     with pytest.raises(ValueError, match="mode must be 'output'"):
         L2R(model, mode='sum')
+
+
+def test_live_routers_route_in_one_pass_and_read_the_memory_only():
+    l2r, memory, train, reads = trained('layer', inputs='live')
+    for t, data in enumerate(train):
+        assert data.read - reads[t] == set(memory.tasks[t])
+    tests = [task_data(t, 40, seed=1) for t in range(TASKS)]
+    x, y = torch.cat([a for a, _ in tests]), torch.cat([b for _, b in tests])
+    tasks = torch.arange(TASKS).repeat_interleave(40)
+    assert l2r.routing_accuracy(x, tasks) >= 0.95
+    calls = []
+    handle = l2r.model.blocks[0].register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        routed = (l2r(x).argmax(1) == y).float().mean().item()
+    handle.remove()
+    assert calls == [1]  # one backbone pass: the routers read the routed pass's own site inputs
+    assert routed >= 0.9
+    w = l2r.weights(x[:4])
+    assert sorted(w) == sorted(l2r.routers) and all(v.shape == (4, TASKS) for v in w.values())
+    with torch.no_grad():  # the recorded weights, given back, reproduce the live pass
+        torch.testing.assert_close(l2r(x[:4], weights=w), l2r(x[:4]), rtol=1e-5, atol=1e-5)
+
+
+def test_live_inputs_need_per_site_routers_in_output_mode():
+    model = tiny_vit(num_classes=2).eval()
+    with pytest.raises(ValueError, match="routers='block' or 'layer'"):
+        L2R(model, inputs='live')
+    with pytest.raises(ValueError, match="mode='output'"):
+        L2R(model, routers='layer', mode='merge', inputs='live')
+    with pytest.raises(ValueError, match="inputs must be 'frozen' or 'live'"):
+        L2R(model, routers='layer', inputs='routed')
