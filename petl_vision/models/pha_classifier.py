@@ -9,7 +9,8 @@ The loss is PHA's::
 Where the retriever's hidden states come from (``retriever_features``):
 
 - ``'prepass'`` (default): the frozen backbone's output tokens, from a second forward without adapters and
-  without gradient (one extra frozen forward per step);
+  without gradient (one extra frozen forward per step); with ``prepass_block=k`` the pre-pass stops after block k
+  (timm's ``forward_intermediates(stop_early=True)``, patch tokens), costing (k + 1) / L of a forward;
 - an int ``k``: the output tokens of block ``k`` in the same pass (PHA then belongs only on the blocks after
   ``k`` when ``task_source='retrieved'``), as the official encoder / decoder split does (the decoder's generated
   adapters read the encoder's states).
@@ -60,13 +61,15 @@ class PHAClassifier(MultiTaskClassifier):
             entry on every block's mlp, rank 64. With ``task_source='retrieved'`` and a block index k, the
             default plan and PHA entries without ``targets`` go only on the blocks after k.
         retriever_features: ``'prepass'`` or a block index (see the module docstring).
+        prepass_block: with ``'prepass'``, the block whose output ends the frozen pre-pass (None: the whole backbone).
         task_source: ``'given'`` or ``'retrieved'``.
         ins_weight / pro_weight: weights of L_ins-ins and L_pro-ins; pro_form: ``'official'`` or ``'infonce'``.
         temperature: of both contrastive losses (official: 0.1).
     """
 
     def __init__(self, backbone: dict[str, Any], tasks: Mapping[str, int], plan: list[dict] | None = None,
-                 retriever_features: str | int = 'prepass', task_source: str = 'given', ins_weight: float = 0.1,
+                 retriever_features: str | int = 'prepass', prepass_block: int | None = None,
+                 task_source: str = 'given', ins_weight: float = 0.1,
                  pro_weight: float = 0.1, pro_form: str = 'official', temperature: float = 0.1,
                  label_smoothing: float = 0.1, data_preprocessor: dict | None = None, init_cfg=None):
         _check_choices(retriever_features, task_source, pro_form, len(tasks))
@@ -82,6 +85,7 @@ class PHAClassifier(MultiTaskClassifier):
             temperature
         self.retriever = make_retriever(self.backbone.num_features, out_features=self.source.prototypes.embedding_dim)
         self._block = None if retriever_features == 'prepass' else _block(self.backbone, retriever_features)
+        self.prepass_block = _prepass_block(self.backbone, retriever_features, prepass_block)
 
     def _attach(self, net: nn.Module, plan, plans: dict) -> nn.Module:
         spec = describe(net)
@@ -107,8 +111,14 @@ class PHAClassifier(MultiTaskClassifier):
         return self.retriever(tokens.reshape(len(tokens), -1, tokens.shape[-1]).mean(1))
 
     def _prepass(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The frozen backbone's tokens (B, ..., C) channels last: its output, or block ``prepass_block``'s patch
+        tokens (the forward stops there)."""
         with torch.no_grad(), tuner_context(adapter=[BASE] * len(inputs)):
-            return self.backbone.forward_features(inputs)
+            if self.prepass_block is None:
+                return self.backbone.forward_features(inputs)
+            tokens = self.backbone.forward_intermediates(inputs, indices=[self.prepass_block], stop_early=True,
+                                                         intermediates_only=True)[0]  # (B, C, H, W)
+            return tokens.flatten(2).transpose(1, 2)  # (B, H*W, C)
 
     def run(self, inputs: torch.Tensor, task: Sequence[str], source: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled features (B, num_features) and retriever embeddings (B, 64); ``source`` picks the prototypes."""
@@ -315,6 +325,20 @@ def _check_choices(retriever_features, task_source: str, pro_form: str, n_tasks:
                          "denominator); use pro_form='infonce' for one task")
 
 
+def _prepass_block(backbone: nn.Module, features, block: int | None) -> int | None:
+    if block is None:
+        return None
+    if features != 'prepass':
+        raise ValueError(f"prepass_block={block} stops the frozen pre-pass, so it needs retriever_features='prepass' "
+                         f'(got {features!r}); drop prepass_block to read block {features} in the same pass')
+    if not hasattr(backbone, 'forward_intermediates'):
+        raise ValueError(f'prepass_block needs a backbone with timm\'s forward_intermediates; '
+                         f'{type(backbone).__name__} has none: drop prepass_block (the pre-pass runs the whole '
+                         'backbone)')
+    _block(backbone, block, 'prepass_block')  # a valid index
+    return block % len(match_modules(backbone, [describe(backbone).blocks], 'the backbone blocks'))
+
+
 def _pha_source(backbone: nn.Module) -> PHAHyperNetwork:
     sources = [t.source for op in tuned_ops(backbone) for _, _, t in op.all_tuners() if isinstance(t, PHA)]
     if not sources or any(s is not sources[0] for s in sources):
@@ -323,8 +347,8 @@ def _pha_source(backbone: nn.Module) -> PHAHyperNetwork:
     return sources[0]
 
 
-def _block(backbone: nn.Module, index: int) -> nn.Module:
+def _block(backbone: nn.Module, index: int, what: str = 'retriever_features') -> nn.Module:
     blocks = match_modules(backbone, [describe(backbone).blocks], 'the backbone blocks')
-    if not -len(blocks) <= index < len(blocks):
-        raise ValueError(f'retriever_features={index} is not a block index; the backbone has {len(blocks)} blocks')
+    if isinstance(index, bool) or not isinstance(index, int) or not -len(blocks) <= index < len(blocks):
+        raise ValueError(f'{what}={index!r} is not a block index; the backbone has {len(blocks)} blocks')
     return blocks[index][1]

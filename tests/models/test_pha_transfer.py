@@ -136,3 +136,29 @@ def test_task_context_classifier_runs_a_mixed_batch_as_each_task_alone(tuner):
         torch.testing.assert_close(mixed[t], alone, rtol=1e-5, atol=1e-5)
     with tuner_context(task='digit'):
         assert not torch.allclose(m.backbone(x[:1]), m.features(x[:1], ['parity']), atol=1e-5)
+
+
+def test_a_prepass_stopping_at_block_k_reads_its_patch_tokens_and_runs_no_later_block():
+    m = model(prepass_block=2)
+    x = images(3)
+    seen, calls = [], []
+    blocks = m.backbone.blocks
+    h1 = blocks[2].register_forward_hook(lambda mod, args, out: seen.append(out.detach()))
+    h2 = blocks[3].register_forward_hook(lambda mod, args, out: calls.append(1))
+    try:
+        e = m.instance_embeddings(x)
+    finally:
+        h1.remove()
+        h2.remove()
+    assert len(seen) == 1 and not calls  # blocks 3.. never ran
+    patch_tokens = seen[0][:, m.backbone.num_prefix_tokens:]  # (B, 16, 96): the class token left out
+    torch.testing.assert_close(e, m.retriever(patch_tokens.mean(1)), rtol=1e-5, atol=1e-6)
+    full = model()
+    assert not torch.allclose(full.instance_embeddings(x), e, atol=1e-4)  # the whole backbone's output differs
+
+
+def test_prepass_block_errors_name_the_fix():
+    with pytest.raises(ValueError, match="needs retriever_features='prepass'"):
+        model(retriever_features=1, prepass_block=2)
+    with pytest.raises(ValueError, match='prepass_block=9 is not a block index'):
+        model(prepass_block=9)
