@@ -60,7 +60,11 @@ def cache_path(name_or_url: str) -> Path:
     if entry is None or entry.hub_repo is None:
         return _source(name_or_url, None)[2]
     entry = with_lock(entry, lock_for(entry))
-    return hub_cached_path(entry) or hub_repo_folder(entry) / 'snapshots' / hub_revision(entry) / entry.hub_file
+    found = hub_cached_path(entry)
+    if found is not None:
+        return found
+    snapshot = entry.revision or '<commit of main>'  # the hub cache names snapshots by commit, never by branch
+    return hub_repo_folder(entry) / 'snapshots' / snapshot / entry.hub_file
 
 
 def _warn_unpinned(path: Path, digest: str, locked: bool = False) -> None:

@@ -180,3 +180,9 @@ def test_zoo_tool_list_shows_what_pins_each_entry_and_unlock_forgets_it(caches, 
     assert NAME not in read_lock() and pin_source(ZOO[NAME]) == 'none'
     with pytest.raises(ZooLockError, match=f'holds no lock for {NAME!r}; locked: none'):
         run('unlock', NAME)
+
+
+def test_where_an_unlocked_unpinned_entry_will_be_cached_names_no_branch_folder():
+    """The hub cache names snapshots by commit; before the first download the commit of main is unknown."""
+    path = cache_path(NAME)
+    assert path.parts[-3:] == ('snapshots', '<commit of main>', 'model.safetensors')
