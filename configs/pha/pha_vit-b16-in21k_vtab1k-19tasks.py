@@ -1,7 +1,7 @@
 # PHA (Zhao, Fu & He, EMNLP 2023) on the 19 VTAB-1k tasks as one multi-task run on a frozen ViT-B/16 (IN-21k): one
 # hypernetwork shared by the tasks and the 12 blocks generates each sample's rank-64 adapter parallel to every MLP
-# from its task prototype (PHAClassifier's default plan): 6,469,504 parameters, plus the 19 x 64 prototypes and the retriever
-# 768 -> 128 -> 64 (106,688), reported apart; one head per task. Paper settings: r = 64, prototypes / layer
+# from its task prototype (PHAClassifier's default plan): 6,469,504 parameters, plus the 19 x 64 prototypes and the
+# retriever 768 -> 128 -> 64 (106,688), reported apart; one head per task. Paper settings: r = 64, prototypes / layer
 # embeddings 64, label smoothing 0.1, L_ins-ins and L_pro-ins (official form) weighted 0.1, temperature 0.1.
 # Data, schedule and model selection: the per-task LoRA multi-task config this inherits (AdamW, cosine, 100 epochs,
 # best mean val top-1). Not a tuned recipe: lr 0.005 as that config, the hypernetwork and prototypes at 0.1x as the
