@@ -5,6 +5,8 @@ On one mixed-task batch (sample i belongs to task ``i mod tasks``), in the same 
 
 - ``pha_prepass``: :class:`~petl_vision.models.pha_classifier.PHAClassifier` (rank-``rank`` PHA on every block's
   mlp, the retriever, both contrastive losses) with ``retriever_features='prepass'`` (a frozen second forward);
+- ``pha_prepass_early``: the same pre-pass stopped after block ``block`` (``prepass_block``: about
+  ``(block + 1) / depth`` of a frozen forward; PHA stays on every block);
 - ``pha_block``: the same with ``retriever_features=block`` (that block's output tokens, in the same pass);
 - ``per_task``: :class:`~petl_vision.models.multitask_classifier.MultiTaskClassifier` with a bottleneck adapter
   per task of the same shape (AdaptFormer, dim ``rank``, scale 1, parallel to every block's mlp on its normed
@@ -25,7 +27,7 @@ from ..models.pha_classifier import PHAClassifier
 from .report import load_average, machine_info, plot_bars
 from .timing import DTYPES, Inference, TrainStep, count_calls, median, round_robin
 
-VARIANTS = ('pha_prepass', 'pha_block', 'per_task')
+VARIANTS = ('pha_prepass', 'pha_prepass_early', 'pha_block', 'per_task')
 
 
 @dataclasses.dataclass
@@ -62,8 +64,10 @@ def build_variant(cfg: PHABenchConfig, variant: str) -> nn.Module:
         return MultiTaskClassifier(backbone, tasks, plan=plan, adapters='per_task')
     if variant not in VARIANTS:
         raise ValueError(f'unknown PHA benchmark variant {variant!r}; one of {VARIANTS}')
-    source = 'prepass' if variant == 'pha_prepass' else cfg.block
-    return PHAClassifier(backbone, tasks, plan=[{'type': 'PHA', 'rank': cfg.rank}], retriever_features=source)
+    source = cfg.block if variant == 'pha_block' else 'prepass'
+    early = cfg.block if variant == 'pha_prepass_early' else None
+    return PHAClassifier(backbone, tasks, plan=[{'type': 'PHA', 'rank': cfg.rank}], retriever_features=source,
+                         prepass_block=early)
 
 
 class Predict(nn.Module):
@@ -125,7 +129,9 @@ def run_pha(cfg: PHABenchConfig, log: Callable[[str], None] = print) -> dict:
 def pha_table(report: dict) -> str:
     """Markdown: per variant, trainable parameters, CPU time of the step and inference, ratios to per-task."""
     block = report['config']['block']
-    label = {'pha_prepass': 'PHA, retriever on a frozen pre-pass', 'pha_block': f'PHA, retriever on block {block}',
+    label = {'pha_prepass': 'PHA, retriever on a frozen pre-pass',
+             'pha_prepass_early': f'PHA, retriever on a frozen pre-pass stopped after block {block}',
+             'pha_block': f'PHA, retriever on block {block}',
              'per_task': 'per-task adapters (AdaptFormer)'}
     lines = ['| method | trainable | train step (s) | step ×per-task | inference (ms) | inference ×per-task | '
              'backbone passes (step / inference) |', '|---|---:|---:|---:|---:|---:|---|']

@@ -18,6 +18,7 @@ def test_rows_ratios_parameters_and_backbone_passes():
         assert rows[v]['train_ratio'] == pytest.approx(rows[v]['train_cpu_s'] / rows['per_task']['train_cpu_s'])
     # the pre-pass is a second (frozen) backbone pass, in training and at inference; an early block is not
     assert (rows['pha_prepass']['block_calls_train'], rows['pha_prepass']['block_calls_infer']) == (2, 2)
+    assert (rows['pha_prepass_early']['block_calls_train'], rows['pha_prepass_early']['block_calls_infer']) == (2, 2)
     assert (rows['pha_block']['block_calls_train'], rows['pha_block']['block_calls_infer']) == (1, 1)
     assert (rows['per_task']['block_calls_train'], rows['per_task']['block_calls_infer']) == (1, 1)
     heads = 2 * (C * 3 + 3)
@@ -27,7 +28,8 @@ def test_rows_ratios_parameters_and_backbone_passes():
     assert rows['pha_prepass']['trainable'] == rows['pha_block']['trainable'] == \
         rows['pha_block']['hypernetwork'] + 128 + rows['pha_block']['retriever'] + heads
     table = pha_table(report)
-    assert 'retriever on block 1' in table and '| 2 / 2 |' in table and table.count('\n') == 4
+    assert 'retriever on block 1' in table and '| 2 / 2 |' in table and table.count('\n') == 5
+    assert 'stopped after block 1' in table
 
 
 def test_the_per_task_adapter_has_the_shape_of_a_generated_one_and_the_pha_step_has_every_loss_term():
