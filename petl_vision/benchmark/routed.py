@@ -7,7 +7,9 @@ weights). Timed in the same interleaved rounds:
 
 - ``train_l2r``: the router's weights from the frozen features of the batch (no gradient into the backbone there),
   the routed forward with those weights, cross-entropy, backward into the router (every adapter frozen, as L2R
-  trains its routers), AdamW; ``train_single``: a training step of one LoRA adapter on its own model;
+  trains its routers), AdamW; ``train_live``: the same step for the per-layer routers that read the routed
+  pass's own site inputs (one pass; backward into every router); ``train_single``: a training step of one LoRA
+  adapter on its own model;
 - ``infer_l2r``: ``l2r(x)``, the router's frozen pass and the routed pass; ``infer_live``: ``l2r(x)`` with
   per-layer routers reading their op's input in the routed pass itself (``routers='layer', inputs='live'``: one
   pass); ``infer_routed``: the routed pass alone with given weights (what composing N adapters costs);
@@ -28,7 +30,7 @@ from .methods import create_backbone, example_batch
 from .report import load_average, machine_info, plot_bars
 from .timing import DTYPES, Inference, TrainStep, count_calls, median, round_robin
 
-PHASES = ('train_l2r', 'train_single', 'infer_l2r', 'infer_live', 'infer_routed', 'infer_single')
+PHASES = ('train_l2r', 'train_live', 'train_single', 'infer_l2r', 'infer_live', 'infer_routed', 'infer_single')
 
 
 @dataclasses.dataclass
@@ -119,6 +121,18 @@ class GivenWeights(nn.Module):
             return self.model(x)
 
 
+class LiveCall(nn.Module):
+    """``l2r(x)`` of live per-site routers, with the routers registered so a training step updates them."""
+
+    def __init__(self, l2r: L2R):
+        super().__init__()
+        self.model, self.l2r = l2r.model, l2r
+        self.routers = nn.ModuleList(l2r.routers.values())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2r(x)
+
+
 class L2RCall(nn.Module):
     def __init__(self, l2r: L2R):
         super().__init__()
@@ -131,7 +145,8 @@ class L2RCall(nn.Module):
 def phase_fns(l2r: L2R, live: L2R, single: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype
               ) -> dict:
     weights = torch.softmax(torch.randn(len(x), len(l2r.adapters), generator=torch.Generator().manual_seed(0)), -1)
-    return {'train_l2r': TrainStep(Composed(l2r), x, y, dtype), 'train_single': TrainStep(single, x, y, dtype),
+    return {'train_l2r': TrainStep(Composed(l2r), x, y, dtype), 'train_live': TrainStep(LiveCall(live), x, y, dtype),
+            'train_single': TrainStep(single, x, y, dtype),
             'infer_l2r': Inference(L2RCall(l2r), x, dtype), 'infer_live': Inference(L2RCall(live), x, dtype),
             'infer_routed': Inference(GivenWeights(l2r.model, weights.to(x.device), list(l2r.adapters)), x, dtype),
             'infer_single': Inference(single, x, dtype)}
@@ -156,7 +171,7 @@ def run_routed(cfg: RoutedConfig, log: Callable[[str], None] = print) -> dict:
         log(f'L2R over {n} adapters: {cfg.warmup} warm-up + {cfg.rounds} rounds')
         l2r, live = build_l2r(cfg, n), build_live(cfg, n)
         fns = phase_fns(l2r, live, single, x, y, dtype)
-        owner = {'infer_live': live.model}
+        owner = {'infer_live': live.model, 'train_live': live.model}
         calls = {p: count_calls(first_block(single if p.endswith('single') else owner.get(p, l2r.model)), fn)
                  for p, fn in fns.items()}  # also the warm-up of the first round
         wall, cpu = round_robin(fns, cfg.rounds, cfg.warmup, device)
@@ -164,7 +179,7 @@ def run_routed(cfg: RoutedConfig, log: Callable[[str], None] = print) -> dict:
                'live_router_params': sum(p.numel() for r in live.routers.values() for p in r.parameters()),
                'block_calls': calls, **{f'{p}_s': median(wall[p]) for p in PHASES},
                **{f'{p}_cpu_s': median(cpu[p]) for p in PHASES}}
-        for phase in ('train_l2r', 'infer_l2r', 'infer_live', 'infer_routed'):
+        for phase in ('train_l2r', 'train_live', 'infer_l2r', 'infer_live', 'infer_routed'):
             base = 'train_single' if phase.startswith('train') else 'infer_single'
             row[f'{phase}_ratio'] = row[f'{phase}_cpu_s'] / row[f'{base}_cpu_s']
         rows.append(row)
@@ -175,23 +190,24 @@ def run_routed(cfg: RoutedConfig, log: Callable[[str], None] = print) -> dict:
 
 def routed_table(report: dict) -> str:
     """Markdown: per N, CPU time of L2R's step and inference and their ratios to one adapter."""
-    lines = ['| adapters | router params (model / per layer) | train step L2R (s) | train ×single | inference L2R '
-             '(ms) | inference ×single | one-pass L2R ×single | routed pass alone ×single | backbone passes '
-             '(L2R / one-pass / routed) |',
-             '|---:|---:|---:|---:|---:|---:|---:|---:|---|']
+    lines = ['| adapters | router params (model / per layer) | train step L2R (s) | train ×single | one-pass train '
+             '×single | inference L2R (ms) | inference ×single | one-pass inference ×single | routed pass alone '
+             '×single | backbone passes (L2R / one-pass / routed) |',
+             '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|']
     for r in report['rows']:
         c = r['block_calls']
         lines.append(f'| {r["adapters"]} | {r["router_params"]:,} / {r["live_router_params"]:,} | '
-                     f'{r["train_l2r_cpu_s"]:.3f} | {r["train_l2r_ratio"]:.3f} | {1e3 * r["infer_l2r_cpu_s"]:.1f} | '
-                     f'{r["infer_l2r_ratio"]:.3f} | {r["infer_live_ratio"]:.3f} | {r["infer_routed_ratio"]:.3f} | '
-                     f'{c["infer_l2r"]} / {c["infer_live"]} / {c["infer_routed"]} |')
+                     f'{r["train_l2r_cpu_s"]:.3f} | {r["train_l2r_ratio"]:.3f} | {r["train_live_ratio"]:.3f} | '
+                     f'{1e3 * r["infer_l2r_cpu_s"]:.1f} | {r["infer_l2r_ratio"]:.3f} | {r["infer_live_ratio"]:.3f} | '
+                     f'{r["infer_routed_ratio"]:.3f} | {c["infer_l2r"]} / {c["infer_live"]} / {c["infer_routed"]} |')
     return '\n'.join(lines)
 
 
 def routed_plot(report: dict, path: str | Path) -> Path:
     """Bars per N of L2R's step, inference and routed pass alone, CPU time ×one adapter, with the 1.3x target."""
     c = report['config']
-    values = {f'N={r["adapters"]}': {'train step': r['train_l2r_ratio'], 'inference (L2R)': r['infer_l2r_ratio'],
+    values = {f'N={r["adapters"]}': {'train step': r['train_l2r_ratio'], 'train step (one-pass)': r['train_live_ratio'],
+                                     'inference (L2R)': r['infer_l2r_ratio'],
                                      'inference (one-pass L2R)': r['infer_live_ratio'],
                                      'routed pass alone': r['infer_routed_ratio']} for r in report['rows']}
     return plot_bars(values, path, f'L2R over N {c["plan"]} adapters, {c["model"]}, batch {c["batch_size"]}, '

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from petl_vision.benchmark.merged import Active
-from petl_vision.benchmark.routed import PHASES, Composed, GivenWeights, RoutedConfig, build_l2r, routed_table, \
-    run_routed
+from petl_vision.benchmark.routed import (PHASES, Composed, GivenWeights, LiveCall, RoutedConfig, build_l2r,
+                                          build_live, routed_table, run_routed)
 from petl_vision.benchmark.timing import TrainStep, count_calls
 
 TINY = dict(model='vit_tiny_patch16_224', img_size=32, batch_size=4, rounds=1, warmup=0)
@@ -22,7 +22,7 @@ def test_rows_ratios_router_size_and_backbone_passes():
         assert r['train_l2r_ratio'] == pytest.approx(r['train_l2r_cpu_s'] / r['train_single_cpu_s'])
         assert r['infer_routed_ratio'] == pytest.approx(r['infer_routed_cpu_s'] / r['infer_single_cpu_s'])
         # the routed pass is one backbone pass for any N; L2R adds the router's frozen feature pass
-        assert r['block_calls'] == {'train_l2r': 2, 'train_single': 1, 'infer_l2r': 2, 'infer_live': 1,
+        assert r['block_calls'] == {'train_l2r': 2, 'train_live': 1, 'train_single': 1, 'infer_l2r': 2, 'infer_live': 1,
                                     'infer_routed': 1, 'infer_single': 1}  # per-layer live routers: one pass
         assert r['live_router_params'] == 12 * router_params(192, 64, r['adapters'])  # one per block's qkv
         assert all(r[f'{p}_cpu_s'] > 0 for p in PHASES)
@@ -53,3 +53,16 @@ def test_l2r_step_trains_the_router_only():
     step()
     assert all(torch.equal(p, frozen[n]) for n, p in l2r.model.named_parameters())
     assert any(not torch.equal(a, b) for a, b in zip(router, l2r.router.parameters()))
+
+
+def test_one_pass_step_trains_every_per_layer_router_only():
+    live = build_live(RoutedConfig(adapters=(3,), **TINY), 3)
+    frozen = {n: p.clone() for n, p in live.model.named_parameters()}
+    before = [p.clone() for r in live.routers.values() for p in r.parameters()]
+    step = TrainStep(LiveCall(live), torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]), torch.float32, lr=1e-2)
+    assert {id(p) for p in step.params} == {id(p) for r in live.routers.values() for p in r.parameters()}
+    step()
+    assert all(torch.equal(p, frozen[n]) for n, p in live.model.named_parameters())
+    after = [p for r in live.routers.values() for p in r.parameters()]
+    first, last = after[0], after[-1]  # the first block's router and the last one both learn
+    assert not torch.equal(first, before[0]) and not torch.equal(last, before[-1])
