@@ -61,7 +61,7 @@ class MultiTaskClassifier(BaseModel):
         self.tasks = dict(tasks)
         self.mode = adapters
         self.backbone = self._attach(net, plan, dict(plans or {}))
-        self.heads = nn.ModuleDict({t: _head(net.num_features, n) for t, n in self.tasks.items()})
+        self.heads = nn.ModuleDict({t: task_head(net.num_features, n) for t, n in self.tasks.items()})
         self.label_smoothing = label_smoothing
 
     def _attach(self, net: nn.Module, plan, plans: dict) -> nn.Module:
@@ -161,7 +161,7 @@ class MultiTaskClassifier(BaseModel):
         return {'per_task': per_task, 'backbone': backbone, 'trainable': counts['trainable'], 'total': counts['total']}
 
 
-def _head(features: int, classes: int) -> nn.Linear:
+def task_head(features: int, classes: int) -> nn.Linear:
     head = nn.Linear(features, classes)
     nn.init.trunc_normal_(head.weight, std=0.02)
     nn.init.zeros_(head.bias)

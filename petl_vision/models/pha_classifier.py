@@ -42,7 +42,7 @@ from ..tuners.presets import resolve_plan
 from ..tuners.pha import PHA, PHAHyperNetwork, PrototypeSlot, default_plan
 from ..tuners.pha_losses import FORMS, instance_instance_loss, nearest_prototype, prototype_instance_loss
 from .config_check import check_init_keys
-from .multitask_classifier import MultiTaskClassifier, _head
+from .multitask_classifier import MultiTaskClassifier, task_head
 
 TASK_SOURCES = ('given', 'retrieved')
 PROTOTYPE_INITS = ('nearest', 'mean', 'random')
@@ -197,7 +197,7 @@ class PHAClassifier(MultiTaskClassifier):
             vector = protos.mean(0) if init == 'mean' else torch.randn_like(protos[0])
         self._grow_prototypes(name, vector)
         self.tasks[name] = num_classes
-        self.heads[name] = _head(self.backbone.num_features, num_classes).to(protos.device)
+        self.heads[name] = task_head(self.backbone.num_features, num_classes).to(protos.device)
         return nearest
 
     def _grow_prototypes(self, name: str, vector: torch.Tensor) -> None:
