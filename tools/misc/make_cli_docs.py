@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ['train.py', 'test.py', 'run_benchmark_suite.py', 'benchmark.py', 'fewshot_eval.py', 'continual.py',
          'prepare_data.py', 'publish.py', 'zoo.py', 'adapters.py', 'make_demo_backbone.py', 'analysis/param_table.py',
          'analysis/seed_summary.py', 'analysis/sign_difference.py', 'analysis/adapter_library.py',
-         'analysis/pha_sample_efficiency.py',
+         'analysis/pha_sample_efficiency.py', 'analysis/pha_fewshot_transfer.py', 'analysis/pha_retrieval.py',
          'misc/make_method_configs.py', 'misc/make_cli_docs.py']
 DOC = ROOT / 'docs' / 'cli.md'
 HEADER = """# Command-line tools
