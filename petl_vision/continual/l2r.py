@@ -19,9 +19,9 @@ id of each memory sample as its target (cross-entropy), every adapter frozen. ``
   site's weights.
 
 Either way inference is one frozen pass (features / site inputs) and one routed pass, unless per-site routers
-read ``inputs='live'``: each router then reads its site's input in the routed pass itself (one pass in all; a
-router is trained on its site's inputs with each memory sample routed to its own adapter, the inputs it sees at
-inference when routing is right). ``mode`` is how the
+read ``inputs='live'``: each router then reads its site's input in the routed pass itself (one pass in all). Live
+routers are fitted site by site in model order, each on its site's inputs in the pass routed live by the routers
+already fitted before it: the inputs it reads at inference. ``mode`` is how the
 weighted adapters are composed: ``'output'`` (the core's soft routing: ``O(x) + sum_a w_a U_a(x)``) or ``'merge'``
 (per sample, the weighted sum of the adapters' task vectors applied as the layer's weights:
 :mod:`petl_vision.continual.merge`; for LoRA the two agree).
@@ -37,8 +37,8 @@ from torch.nn import functional as F
 import petl_vision as pv
 from petl_vision.continual.memory import ReplayMemory
 from petl_vision.continual.merge import MergedWeights
-from petl_vision.continual.sites import (GRANULARITIES, LiveSiteRouting, SiteWeights, block_of, routing_sites,
-                                         site_inputs)
+from petl_vision.continual.sites import (GRANULARITIES, LiveSiteRouting, SiteWeights, block_of, live_site_input,
+                                         routing_sites, site_inputs)
 
 Features = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -189,24 +189,27 @@ class L2R:
         return self.router is not None or bool(self.routers)
 
     @torch.no_grad()
-    def frozen_features(self, x: torch.Tensor, batch_size: int = 256, tasks: torch.Tensor | None = None
-                        ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input;
-        ``inputs='live'`` with ``tasks``: the site inputs with each sample routed to its own adapter."""
+    def frozen_features(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor | dict[str, torch.Tensor]:
+        """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input."""
         was = self.model.training
         self.model.eval()
-        route = None if tasks is None or self.inputs == 'frozen' else [self.adapters[int(t)] for t in tasks]
-        parts = [self._read(part, None if route is None else route[i:i + batch_size])
-                 for i, part in zip(range(0, len(x), batch_size), x.split(batch_size))]
+        parts = [self._read(part) for part in x.split(batch_size)]
         self.model.train(was)
         if isinstance(parts[0], dict):
             return {s: torch.cat([p[s] for p in parts]) for s in parts[0]}
         return torch.cat(parts)
 
-    def _read(self, x: torch.Tensor, route: Sequence[str] | None = None):
+    def _read(self, x: torch.Tensor):
         if self.granularity == 'model':
             return self.features(self.model, x)
-        return site_inputs(self.model, routing_sites(self.model, self.adapters, self.granularity), x, route)
+        return site_inputs(self.model, routing_sites(self.model, self.adapters, self.granularity), x)
+
+    def _live_input(self, x: torch.Tensor, site: str, batch_size: int = 256) -> torch.Tensor:
+        was = self.model.training
+        self.model.eval()
+        parts = [live_site_input(self.model, site, self.routers, self.adapters, part) for part in x.split(batch_size)]
+        self.model.train(was)
+        return torch.cat(parts)
 
     def fit_router(self, inputs: torch.Tensor, tasks: torch.Tensor, epochs: int = 100, lr: float = 1e-2,
                    batch_size: int = 64, seed: int = 0) -> list[float]:
@@ -218,15 +221,31 @@ class L2R:
         if int(tasks.max()) >= len(self.adapters) or int(tasks.min()) < 0:
             raise ValueError(f'task ids must index the {len(self.adapters)} adapters {self.adapters}; got '
                              f'{int(tasks.min())}..{int(tasks.max())}')
-        feats = self.frozen_features(inputs, tasks=tasks)  # the backbone is frozen: features once, every epoch
         kw = dict(hidden=self.hidden, temperature=self.temperature, epochs=epochs, lr=lr, batch_size=batch_size,
                   seed=seed)
+        if self.inputs == 'live':
+            return self._fit_live(inputs, tasks, kw)
+        feats = self.frozen_features(inputs)  # the backbone is frozen: features once, reused every epoch
         if self.granularity == 'model':
             self.router, losses = fit_router(feats, tasks, len(self.adapters), **kw)
             return losses
         fitted = {s: fit_router(f, tasks, len(self.adapters), **kw) for s, f in feats.items()}
         self.routers = {s: r for s, (r, _) in fitted.items()}
         return [sum(v) / len(v) for v in zip(*(losses for _, losses in fitted.values()))]
+
+    def _fit_live(self, inputs: torch.Tensor, tasks: torch.Tensor, kw: dict) -> list[float]:
+        """Site by site in model order: each router on its site's inputs in the pass routed live by the routers
+        fitted before it (the inputs it reads at inference)."""
+        self.routers, curves = {}, []
+        try:
+            for site in routing_sites(self.model, self.adapters, self.granularity):
+                router, losses = fit_router(self._live_input(inputs, site), tasks, len(self.adapters), **kw)
+                self.routers[site] = router
+                curves.append(losses)
+        except BaseException:
+            self.routers = {}  # no half-fitted set of routers
+            raise
+        return [sum(v) / len(v) for v in zip(*curves)]
 
     def weights(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         """Routing weights (B, N) over :attr:`adapters`; per-site routers: site name -> (B, N)."""

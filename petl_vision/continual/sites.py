@@ -58,10 +58,8 @@ def pool_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def site_inputs(model: nn.Module, sites: Sequence[str], x: torch.Tensor,
-                route: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Each site's pooled input (B, C) in the frozen model (every adapter off), or, given ``route`` (one adapter
-    name per sample), in the model routed that way (``'live'`` routers learn on their own adapter's inputs)."""
+def site_inputs(model: nn.Module, sites: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each site's pooled input (B, C) in the frozen model (every adapter off)."""
     seen: dict[str, torch.Tensor] = {}
 
     def record(name: str):
@@ -71,7 +69,7 @@ def site_inputs(model: nn.Module, sites: Sequence[str], x: torch.Tensor,
 
     handles = [model.get_submodule(s).register_forward_pre_hook(record(s)) for s in sites]
     try:
-        with pv.tuner_context(adapter=list(route) if route is not None else None):
+        with pv.tuner_context(adapter=None):
             model(x)
     finally:
         for h in handles:
@@ -135,3 +133,32 @@ class LiveSiteRouting(SiteWeights):
             context.__enter__()
             self._stack.append(context)
         return pre
+
+
+class _Reached(Exception):
+    """Raised by the hook of the site being read: the rest of the pass is not needed."""
+
+
+@torch.no_grad()
+def live_site_input(model: nn.Module, site: str, routers: dict[str, nn.Module], adapters: Sequence[str],
+                    x: torch.Tensor) -> torch.Tensor:
+    """The pooled input (B, C) of ``site`` in the pass where the sites of ``routers`` (those before it) route
+    ``adapters`` live (:class:`LiveSiteRouting`): what a live router at ``site`` reads at inference. The pass
+    stops at ``site``."""
+    seen: list[torch.Tensor] = []
+
+    def record(module, args):
+        seen.append(pool_tokens(args[0]))
+        raise _Reached
+
+    handle = model.get_submodule(site).register_forward_pre_hook(record)
+    try:
+        with LiveSiteRouting(model, routers, adapters):
+            model(x)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    if not seen:
+        raise RuntimeError(f'routing site {site!r} was not called in the forward pass')
+    return seen[0]

@@ -129,3 +129,19 @@ def test_live_inputs_need_per_site_routers_in_output_mode():
         L2R(model, routers='layer', mode='merge', inputs='live')
     with pytest.raises(ValueError, match="inputs must be 'frozen' or 'live'"):
         L2R(model, routers='layer', inputs='routed')
+
+
+def test_a_live_router_is_fitted_on_the_inputs_it_reads_at_inference():
+    from petl_vision.continual.sites import LiveSiteRouting, live_site_input, pool_tokens
+
+    l2r, *_ = trained('layer', inputs='live')
+    x, _ = task_data(1, 8, seed=3)
+    sites = list(l2r.routers)
+    last = sites[-1]
+    seen = []
+    handle = l2r.model.get_submodule(last).register_forward_pre_hook(lambda m, a: seen.append(pool_tokens(a[0])))
+    with torch.no_grad(), LiveSiteRouting(l2r.model, l2r.routers, l2r.adapters):
+        l2r.model(x)
+    handle.remove()
+    before = {s: l2r.routers[s] for s in sites[:-1]}  # what was fitted when the last site's router was
+    torch.testing.assert_close(live_site_input(l2r.model, last, before, l2r.adapters, x), seen[0])
