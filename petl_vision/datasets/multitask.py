@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import zlib
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -34,6 +35,10 @@ class MultiTaskDataset(Dataset):
     Args:
         datasets: ``{task name: dataset config or dataset}``; the names are the tasks the model sees (they replace
             a ``task`` the inner samples may carry, e.g. ``DigitsMultiTask``'s), in this order.
+        samples_per_task: keep a seeded random subset of this many items of every task (sample-efficiency studies:
+            VTAB-1k at 100 / 200 / 500 / 800 per task); None keeps them all.
+        subset_seed: seed of those subsets (each task's subset depends on the seed and the task's name only, so
+            adding a task leaves the others' subsets as they were).
 
     Attributes:
         tasks: the task names, in order.
@@ -41,7 +46,8 @@ class MultiTaskDataset(Dataset):
         num_classes: ``{task: len(metainfo['classes'])}`` of each inner dataset that declares its classes.
     """
 
-    def __init__(self, datasets: Mapping[str, dict | Dataset]) -> None:
+    def __init__(self, datasets: Mapping[str, dict | Dataset], samples_per_task: int | None = None,
+                 subset_seed: int = 0) -> None:
         if not isinstance(datasets, Mapping) or not datasets:
             raise ValueError('MultiTaskDataset needs datasets={task name: dataset config, ...} with at least one '
                              f'task; got {datasets!r}')
@@ -51,7 +57,8 @@ class MultiTaskDataset(Dataset):
                                  f'means "no adapter" to tuner_context); got {name!r}')
         self.datasets = {name: DATASETS.build(d) if isinstance(d, dict) else d for name, d in datasets.items()}
         self.tasks = tuple(self.datasets)
-        sizes = [len(d) for d in self.datasets.values()]
+        self._subsets = _subsets(self.datasets, samples_per_task, subset_seed)
+        sizes = [len(self._subsets[t]) if t in self._subsets else len(d) for t, d in self.datasets.items()]
         empty = [t for t, n in zip(self.tasks, sizes) if n == 0]
         if empty:
             raise ValueError(f'tasks {empty} have no items: check their split / shots / data_root')
@@ -86,11 +93,28 @@ class MultiTaskDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         task, local = self.locate(idx)
-        sample = self.datasets[task][local]
+        sample = self.datasets[task][self._subsets[task][local] if task in self._subsets else local]
         if not isinstance(sample, Mapping):
             raise TypeError(f"task {task!r}'s dataset returned a {type(sample).__name__}, not a dict; end its "
                             "pipeline with PackInputs")
         return {**sample, 'task': task}
+
+
+def _subsets(datasets: Mapping[str, Dataset], size: int | None, seed: int) -> dict[str, list[int]]:
+    """``{task: sorted indices of its seeded random subset of ``size`` items}``; empty when ``size`` is None."""
+    if size is None:
+        return {}
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f'samples_per_task must be a positive int (or None for every item), got {size!r}')
+    short = {t: len(d) for t, d in datasets.items() if len(d) < size}
+    if short:
+        raise ValueError(f'samples_per_task={size} is more than tasks {short} hold (their sizes); lower it or '
+                         'leave those tasks out')
+    subsets = {}
+    for task, dataset in datasets.items():
+        g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(task.encode()))
+        subsets[task] = sorted(torch.randperm(len(dataset), generator=g)[:size].tolist())
+    return subsets
 
 
 def task_probabilities(sizes: Mapping[str, int], mode: str = 'balanced',

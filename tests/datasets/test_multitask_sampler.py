@@ -166,3 +166,21 @@ def test_digits_tasks_from_configs_through_mmengine_registries():
     assert batch['inputs'].shape == (24, 3, 32, 32) and set(batch['task']) == {'digit', 'parity', 'loops'}
     for task, label in zip(batch['task'], batch['data_samples'].tolist()):
         assert 0 <= label < ds.num_classes[task]
+
+
+def test_samples_per_task_keeps_a_seeded_subset_of_every_task():
+    sizes = {'a': 40, 'b': 25}
+
+    def subsets(seed, tasks=sizes):
+        ds = MultiTaskDataset({t: Items(n) for t, n in tasks.items()}, samples_per_task=10, subset_seed=seed)
+        return ds, {t: [ds[i]['data_samples'] for i in ds.task_ranges[t]] for t in ds.tasks}
+
+    ds, picked = subsets(0)
+    assert len(ds) == 20 and {t: len(r) for t, r in ds.task_ranges.items()} == {'a': 10, 'b': 10}
+    assert all(len(set(v)) == 10 and max(v) < sizes[t] for t, v in picked.items())  # distinct items of each task
+    assert subsets(0)[1] == picked and subsets(1)[1] != picked  # a function of the seed
+    assert subsets(0, {'b': 25})[1]['b'] == picked['b']  # a task's subset does not depend on the other tasks
+    with pytest.raises(ValueError, match=r"more than tasks \{'b': 25\} hold"):
+        MultiTaskDataset({t: Items(n) for t, n in sizes.items()}, samples_per_task=30)
+    with pytest.raises(ValueError, match='positive int'):
+        MultiTaskDataset({'a': Items(3)}, samples_per_task=0)
