@@ -127,7 +127,8 @@ class LoRA(Tuner):
 
     # task vector (task_vectors.py): the dense update, never A and B apart
     def task_vector(self) -> TaskVector:
-        return {'delta_weight': self.delta_weight().detach().clone()}
+        with torch.no_grad():  # a fresh tensor: no copy needed, no graph kept
+            return {'delta_weight': self.delta_weight()}
 
     def task_space(self) -> str:
         return DENSE_DELTA
