@@ -30,6 +30,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from petl_vision import setup_env  # noqa: E402
 from petl_vision.continual.config_run import build_run  # noqa: E402
 from petl_vision.continual.plots import plot_matrices, plot_stage_curves, stage_curves  # noqa: E402
+from petl_vision.continual.state import recover_state  # noqa: E402
 from petl_vision.runtime_threads import add_threads_argument  # noqa: E402
 
 METRICS = ('final_average_accuracy', 'average_incremental_accuracy', 'max_forgetting', 'backward_transfer')
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepare_work_dir(work_dir: Path, config: dict, resume: bool, overwrite: bool) -> bool:
     """True when the run continues from ``work_dir/state``; refuses to replace a run without --resume/--overwrite,
     and to resume a run of another config."""
+    recover_state(work_dir / 'state')  # a save killed while swapping folders left the previous state as state.old
     held = [p for pattern in ('state', *OUTPUTS) for p in work_dir.glob(pattern)]
     if resume and (work_dir / 'state').is_dir():
         saved = json.loads((work_dir / 'config.json').read_text())

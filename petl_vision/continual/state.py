@@ -1,7 +1,9 @@
 """What a continual run keeps between stages, so that a killed run continues at the next stage.
 
-``save_state`` writes into one folder (first beside it, then renamed over it, so a kill during the save leaves the
-previous state): every adapter (``pv.save_tuners``: the stages' and ``seq_ft``), the L2R routers
+``save_state`` writes into one folder (first beside it as ``<folder>.tmp``; then the previous state is renamed to
+``<folder>.old``, the new one into place, and the previous one deleted, so a kill at any point leaves a whole state:
+:func:`recover_state`, called by ``save_state`` and ``restore_state``, puts ``<folder>.old`` back when the kill came
+between the two renames): every adapter (``pv.save_tuners``: the stages' and ``seq_ft``), the L2R routers
 (``routers.safetensors``, keys ``<site>::<tensor>``), the replay memory (json), the task prototypes and SimpleCIL's
 class sums (``prototypes.safetensors``) and ``progress.json`` (stages done, adapter names, matrices, routing
 accuracy, losses, timings). ``restore_state`` loads them into a fresh run built from the same config.
@@ -31,7 +33,7 @@ STATE_FORMAT = 'petl_vision.continual_state/1'
 
 def save_state(run: ContinualRun, folder: str | Path) -> Path:
     """Write the state after the completed stages into ``folder`` (replaced whole, written beside it first)."""
-    folder = Path(folder)
+    folder = recover_state(folder)
     tmp = folder.with_name(folder.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / 'adapters').mkdir(parents=True)
@@ -50,13 +52,30 @@ def save_state(run: ContinualRun, folder: str | Path) -> Path:
                 'matrices': {m: np.where(np.isnan(a), None, a).tolist() for m, a in run.R.items()},
                 'routing': run.routing, 'losses': run.losses, 'seconds': run.seconds}
     (tmp / 'progress.json').write_text(json.dumps(progress, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
+    old = folder.with_name(folder.name + '.old')
+    if folder.exists():
+        folder.rename(old)
     tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def recover_state(folder: str | Path) -> Path:
+    """Finish a :func:`save_state` that was killed while swapping folders: ``<folder>.old`` (the previous state) is
+    put back when ``folder`` is missing, and deleted when ``folder`` (the new state) is in place."""
+    folder = Path(folder)
+    old = folder.with_name(folder.name + '.old')
+    if old.exists():
+        if folder.exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(folder)
+    return folder
+
 
 def restore_state(run: ContinualRun, folder: str | Path) -> None:
     """Continue after the stages a :func:`save_state` recorded (on a fresh run built from the same config)."""
-    folder = Path(folder)
+    folder = recover_state(folder)
     progress = json.loads((folder / 'progress.json').read_text())
     if progress.get('format') != STATE_FORMAT:
         raise ValueError(f'{folder} is not a continual run state (format {progress.get("format")!r})')
@@ -84,6 +103,7 @@ def restore_state(run: ContinualRun, folder: str | Path) -> None:
         run.R[m] = np.array(progress['matrices'][m], dtype=np.float64)
     run.routing, run.losses, run.seconds = progress['routing'], progress['losses'], progress['seconds']
     run.completed = progress['completed']
+
 
 def _restore_routers(run: ContinualRun, path: Path) -> None:
     if not path.exists():
