@@ -153,16 +153,15 @@ def kmeans(points: torch.Tensor, k: int, seed: int = 0, iterations: int = 100) -
 
 def _kmeans_pp(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """k-means++: the first centre uniform, each next one drawn with probability proportional to D(x)^2."""
-    first = int(torch.randint(points.shape[0], (1,), generator=generator))
-    centres = [points[first]]
+    chosen = [int(torch.randint(points.shape[0], (1,), generator=generator))]
     for _ in range(1, k):
-        d2 = torch.cdist(points, torch.stack(centres)).min(1).values ** 2  # (N,)
-        if float(d2.sum()) == 0:  # every point sits on a centre: take the first one not chosen yet
-            pick = next(i for i in range(points.shape[0]) if not any(torch.equal(points[i], c) for c in centres))
+        d2 = torch.cdist(points, points[chosen]).min(1).values ** 2  # (N,)
+        if float(d2.sum()) == 0:  # every point sits on a centre (duplicates): the first point not chosen yet
+            pick = next(i for i in range(points.shape[0]) if i not in chosen)
         else:
             pick = int(torch.multinomial(d2 / d2.sum(), 1, generator=generator))
-        centres.append(points[pick])
-    return torch.stack(centres)
+        chosen.append(pick)
+    return points[chosen].clone()
 
 
 def _query(data: Images, model: nn.Module | None, entries: list[LibraryEntry], pool: str, dim: int) -> torch.Tensor:
