@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from ..tuners.attach import delete_adapter
+from ..tuners.attach import adapter_set, delete_adapter
 from .combine import CombineReport, combine_adapters
 from .signs import sign_difference
 
@@ -90,11 +90,17 @@ def _mixture_sign_difference(model: nn.Module, names: list[str], measure: str) -
 
 
 def _score(model: nn.Module, members: list[str], evaluate, method: str, combine: dict) -> float | None:
-    """The validation score of the mixture of ``members`` (built as a temporary adapter, then taken off)."""
+    """The validation score of the mixture of ``members`` (built as a temporary adapter, then taken off; the
+    model's active adapters and their weights are given back, whatever ``evaluate`` activated)."""
     if evaluate is None:
         return None
+    state = adapter_set(model)
+    active, weights = list(state.active), state.weights
     combine_adapters(model, members, None, TRIAL, method=method, **combine)
     try:
         return float(evaluate(model, TRIAL))
     finally:
         delete_adapter(model, TRIAL)
+        state = adapter_set(model)
+        if all(a in state.names for a in active):
+            state.active, state.weights = active, weights
