@@ -216,7 +216,8 @@ class PHAClassifier(MultiTaskClassifier):
         """Freeze everything but ``task``'s prototype and head; return them, to give an optimizer.
 
         The prototypes are one table, so a gradient hook zeroes the other rows: an optimizer without weight decay on
-        the returned table (Adam, SGD) leaves the learned prototypes exactly as they are.
+        the returned table (Adam, SGD) leaves the learned prototypes exactly as they are. A later call (another
+        task) replaces that hook.
         """
         index = self.source.task_indices([task])[0]
         for p in self.parameters():
@@ -225,7 +226,9 @@ class PHAClassifier(MultiTaskClassifier):
         table.requires_grad_(True)
         mask = torch.zeros(len(table), 1, device=table.device, dtype=table.dtype)
         mask[index] = 1
-        table.register_hook(lambda grad: grad * mask)
+        if getattr(self, '_transfer_hook', None) is not None:
+            self._transfer_hook.remove()  # an earlier call's mask would zero this task's row too
+        self._transfer_hook = table.register_hook(lambda grad: grad * mask)
         head = list(self.heads[task].parameters())
         for p in head:
             p.requires_grad_(True)
