@@ -26,7 +26,8 @@ class AdapterLibraryHook(Hook):
         library: the library's directory (created if new).
         names: task -> library name (default: the task's name).
         dataset: recorded in each entry (e.g. ``'StanfordCars'``); task: recorded too (default ``'classification'``).
-        embed_batches: batches of ``split`` whose mean frozen feature (``pool``) is the domain embedding; 0: none.
+        embed_batches: batches of ``split`` holding the task whose mean frozen feature (``pool``) is its domain
+            embedding; 0: none.
         split: ``'val'`` (default: the deterministic test pipeline) or ``'train'`` dataloader.
         overwrite: replace entries of the same name (a rerun); otherwise a taken name is an error.
     """
@@ -69,11 +70,18 @@ class AdapterLibraryHook(Hook):
 
 
 def _inputs(model, loader, task: str, batches: int) -> Iterator[torch.Tensor]:
-    """Preprocessed image batches of ``task`` (all of a batch for single-task data) from ``loader``."""
-    for batch in islice(loader, batches):
-        inputs = model.data_preprocessor(batch, False)['inputs']  # (B, 3, H, W) normalised, on the model's device
+    """The first ``batches`` preprocessed batches of ``loader`` that hold ``task``'s images, those images only (all
+    of a batch for single-task data). Batches of other tasks do not count: a multi-task val loader runs task by
+    task, so its first batches may hold only the first task."""
+    return islice(_task_inputs(model, loader, task), batches)
+
+
+def _task_inputs(model, loader, task: str) -> Iterator[torch.Tensor]:
+    for batch in loader:
         names = batch.get('task') if isinstance(batch, dict) else None
+        if names is not None and task not in names:
+            continue
+        inputs = model.data_preprocessor(batch, False)['inputs']  # (B, 3, H, W) normalised, on the model's device
         if names is not None:
             inputs = inputs[torch.tensor([t == task for t in names], device=inputs.device)]
-        if len(inputs):
-            yield inputs
+        yield inputs
