@@ -339,7 +339,13 @@ def _prepass_block(backbone: nn.Module, features, block: int | None) -> int | No
                          f'{type(backbone).__name__} has none: drop prepass_block (the pre-pass runs the whole '
                          'backbone)')
     _block(backbone, block, 'prepass_block')  # a valid index
-    return block % len(match_modules(backbone, [describe(backbone).blocks], 'the backbone blocks'))
+    blocks = [n for n, _ in match_modules(backbone, [describe(backbone).blocks], 'the backbone blocks')]
+    stops = [f.get('module') for f in getattr(backbone, 'feature_info', None) or [] if isinstance(f, dict)]
+    if stops != blocks:  # forward_intermediates(indices=[k]) would stop after its k-th feature, not block k
+        raise ValueError(f'prepass_block={block} names block {blocks[block]}, but {type(backbone).__name__}\'s '
+                         f'forward_intermediates stops at {stops or "unknown points"} (its stages), not at every '
+                         'block; drop prepass_block (the pre-pass then runs the whole backbone)')
+    return block % len(blocks)
 
 
 def _pha_source(backbone: nn.Module) -> PHAHyperNetwork:
