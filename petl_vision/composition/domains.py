@@ -174,6 +174,7 @@ def _query(data: Images, model: nn.Module | None, entries: list[LibraryEntry], p
                              'compute their embedding; or pass their features (N, C) or embedding (C,)')
         _check_backbone(model, entries)
         query = domain_embedding(model, data, pool)
+    query = query.detach().float().cpu()  # the library's embeddings live on the CPU, whatever the model's device
     if query.shape != (dim,):
         raise ValueError(f'the new domain\'s embedding has shape {tuple(query.shape)} but the library\'s domain '
                          f'embeddings have {dim} numbers ({pool} pool); embed it with the same backbone and pool')

@@ -44,7 +44,7 @@ def magnitude_threshold(rows: torch.Tensor, k: int) -> tuple[torch.Tensor, dict[
     where magnitudes tie at the threshold: the ones after the first that are needed."""
     n, m = rows.shape
     lo, hi = _bracket(rows, k)
-    above = torch.zeros(n, dtype=torch.long)
+    above = torch.zeros(n, dtype=torch.long, device=rows.device)
     pieces: list[list[torch.Tensor]] = [[] for _ in range(n)]
     for s, e in _spans(n, m):
         a = rows[:, s:e].abs()
@@ -52,7 +52,7 @@ def magnitude_threshold(rows: torch.Tensor, k: int) -> tuple[torch.Tensor, dict[
         band = (a >= lo) & (a <= hi)
         for r, piece in enumerate(a[band].split(band.sum(1).tolist())):
             pieces[r].append(piece)
-    thresholds, drops = torch.empty(n, 1, dtype=rows.dtype), {}
+    thresholds, drops = torch.empty(n, 1, dtype=rows.dtype, device=rows.device), {}
     for r in range(n):
         band = torch.cat(pieces[r])
         need = k - int(above[r])
@@ -75,14 +75,14 @@ def _bracket(rows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     of a sample of ``_SAMPLE`` columns (uniform, seeded: a stride would follow the layout of a (out, in) update), 4
     standard deviations of the sample rank apart on either side."""
     n, m = rows.shape
-    columns = torch.randint(m, (min(m, _SAMPLE),), generator=torch.Generator().manual_seed(0))
+    columns = torch.randint(m, (min(m, _SAMPLE),), generator=torch.Generator().manual_seed(0)).to(rows.device)
     sample = rows[:, columns].abs().sort(1).values  # (N, S) ascending
     size = sample.shape[1]
     q = 1 - k / m  # the fraction of entries below the threshold
     margin = 4 * math.sqrt(size * q * (1 - q)) + 2
     i_lo, i_hi = math.floor(q * size - margin), math.ceil(q * size + margin)
-    lo = sample[:, i_lo:i_lo + 1] if i_lo >= 0 else torch.full((n, 1), -math.inf, dtype=rows.dtype)
-    hi = sample[:, i_hi:i_hi + 1] if i_hi < size else torch.full((n, 1), math.inf, dtype=rows.dtype)
+    lo = sample[:, i_lo:i_lo + 1] if i_lo >= 0 else torch.full((n, 1), -math.inf, dtype=rows.dtype, device=rows.device)
+    hi = sample[:, i_hi:i_hi + 1] if i_hi < size else torch.full((n, 1), math.inf, dtype=rows.dtype, device=rows.device)
     return lo, hi
 
 
@@ -122,7 +122,7 @@ class _Kept:
 def magnitude_mask(rows: torch.Tensor, density: float) -> torch.Tensor:
     """rows (N, M) -> bool (N, M): each row's top ``k = int(density * M)`` entries by magnitude, exactly k per row
     (magnitudes equal to the k-th largest: the first ones in the row)."""
-    kept, out = _Kept(rows, density), torch.empty(rows.shape, dtype=torch.bool)
+    kept, out = _Kept(rows, density), torch.empty(rows.shape, dtype=torch.bool, device=rows.device)
     for s, e in _spans(*rows.shape):
         out[:, s:e] = kept.mask(rows[:, s:e], s)
     return out
@@ -144,8 +144,10 @@ def dare(rows: torch.Tensor, density: float, generator: torch.Generator) -> torc
 
 
 def _dare_keep(rows: torch.Tensor, density: float, generator: torch.Generator) -> torch.Tensor:
-    """(N, M) of 0/1, drawn row by row (the draws of a seed do not depend on how the merge is chunked)."""
-    return torch.stack([torch.bernoulli(torch.full_like(r, density), generator=generator) for r in rows])
+    """(N, M) of 0/1, drawn row by row on the CPU generator (the draws of a seed depend neither on how the merge is
+    chunked nor on the device of ``rows``)."""
+    full = torch.full((rows.shape[1],), density, dtype=rows.dtype)
+    return torch.stack([torch.bernoulli(full, generator=generator) for _ in rows]).to(rows.device)
 
 
 def elect_sign(rows: torch.Tensor, rule: str = 'total') -> torch.Tensor:
@@ -160,7 +162,7 @@ def disjoint_mean(rows: torch.Tensor, weights: torch.Tensor, elected: torch.Tens
     """Sum of ``w_i tau_i`` over the entries whose (unweighted) sign agrees with ``elected``, divided by how many
     agree (at least 1). rows (N, M), weights (N,), elected (M,) -> (M,)."""
     agree = torch.sign(rows * elected).clamp_(min=0)  # (N, M) of 0/1; zero entries never agree
-    return (weights.to(rows.dtype) @ (rows * agree)) / agree.sum(0).clamp_(min=1)
+    return (weights.to(rows.device, rows.dtype) @ (rows * agree)) / agree.sum(0).clamp_(min=1)
 
 
 def merge_stack(stack: torch.Tensor, weights: torch.Tensor, method: str, density: float | None = None,
@@ -171,12 +173,12 @@ def merge_stack(stack: torch.Tensor, weights: torch.Tensor, method: str, density
     if majority_sign not in SIGN_RULES:
         raise ValueError(f'majority_sign must be one of {SIGN_RULES}, got {majority_sign!r}')
     rows = stack.reshape(stack.shape[0], -1)  # (N, M)
-    w = weights.to(rows.dtype)
+    w = weights.to(rows.device, rows.dtype)
     if method in ('dare_linear', 'dare_ties') and density == 0:
-        return torch.zeros(stack.shape[1:], dtype=rows.dtype)
+        return torch.zeros(stack.shape[1:], dtype=rows.dtype, device=rows.device)
     kept = _Kept(rows, density) if method in ('magnitude_prune', 'ties') else None
     keep = _dare_keep(rows, density, generator) if method in ('dare_linear', 'dare_ties') else None
-    merged = torch.empty(rows.shape[1], dtype=rows.dtype)
+    merged = torch.empty(rows.shape[1], dtype=rows.dtype, device=rows.device)
     for s, e in _spans(*rows.shape):
         chunk = rows[:, s:e]  # (N, C)
         if kept is not None:

@@ -193,8 +193,10 @@ class L2R:
         """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input."""
         was = self.model.training
         self.model.eval()
-        parts = [self._read(part) for part in x.split(batch_size)]
-        self.model.train(was)
+        try:
+            parts = [self._read(part) for part in x.split(batch_size)]
+        finally:
+            self.model.train(was)
         if isinstance(parts[0], dict):
             return {s: torch.cat([p[s] for p in parts]) for s in parts[0]}
         return torch.cat(parts)
@@ -207,8 +209,11 @@ class L2R:
     def _live_input(self, x: torch.Tensor, site: str, batch_size: int = 256) -> torch.Tensor:
         was = self.model.training
         self.model.eval()
-        parts = [live_site_input(self.model, site, self.routers, self.adapters, part) for part in x.split(batch_size)]
-        self.model.train(was)
+        try:
+            parts = [live_site_input(self.model, site, self.routers, self.adapters, part)
+                     for part in x.split(batch_size)]
+        finally:
+            self.model.train(was)
         return torch.cat(parts)
 
     def fit_router(self, inputs: torch.Tensor, tasks: torch.Tensor, epochs: int = 100, lr: float = 1e-2,

@@ -83,7 +83,8 @@ class MultiTaskDataset(Dataset):
         return self._ends[-1]
 
     def locate(self, idx: int) -> tuple[str, int]:
-        """The task of item ``idx`` and its index in that task's dataset."""
+        """The task of item ``idx`` and its position among that task's items (with ``samples_per_task``: in its
+        subset; :meth:`source_index` gives the index in the task's dataset)."""
         if idx < 0:
             idx += len(self)
         if not 0 <= idx < len(self):
@@ -91,9 +92,14 @@ class MultiTaskDataset(Dataset):
         k = bisect.bisect_right(self._ends, idx)
         return self.tasks[k], idx - self.task_ranges[self.tasks[k]].start
 
-    def __getitem__(self, idx: int) -> dict:
+    def source_index(self, idx: int) -> tuple[str, int]:
+        """The task of item ``idx`` and its index in that task's dataset."""
         task, local = self.locate(idx)
-        sample = self.datasets[task][self._subsets[task][local] if task in self._subsets else local]
+        return task, self._subsets[task][local] if task in self._subsets else local
+
+    def __getitem__(self, idx: int) -> dict:
+        task, local = self.source_index(idx)
+        sample = self.datasets[task][local]
         if not isinstance(sample, Mapping):
             raise TypeError(f"task {task!r}'s dataset returned a {type(sample).__name__}, not a dict; end its "
                             "pipeline with PackInputs")

@@ -179,6 +179,7 @@ def test_samples_per_task_keeps_a_seeded_subset_of_every_task():
     assert len(ds) == 20 and {t: len(r) for t, r in ds.task_ranges.items()} == {'a': 10, 'b': 10}
     assert all(len(set(v)) == 10 and max(v) < sizes[t] for t, v in picked.items())  # distinct items of each task
     assert subsets(0)[1] == picked and subsets(1)[1] != picked  # a function of the seed
+    assert all(ds.source_index(i) == (ds.locate(i)[0], ds[i]['data_samples']) for i in range(len(ds)))
     assert subsets(0, {'b': 25})[1]['b'] == picked['b']  # a task's subset does not depend on the other tasks
     with pytest.raises(ValueError, match=r"more than tasks \{'b': 25\} hold"):
         MultiTaskDataset({t: Items(n) for t, n in sizes.items()}, samples_per_task=30)
