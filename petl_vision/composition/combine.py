@@ -51,7 +51,8 @@ def combine_adapters(model: nn.Module, names: list[str], weights: list[float] | 
         scale: lambda, multiplies the merged task vector.
         heads: what the result holds on the classifier (:func:`head_ops`): ``'keep'`` (default) no head tuner, so
             the model's own head stays (heads are not averaged); ``'average'`` the adapters' head tuners mixed like
-            every other tuner; the name of an adapter: that adapter's head tuners, exactly.
+            every other tuner; the name of an adapter: that adapter's head tuners, exactly (with ``rank``, a LoRA
+            head is rebuilt at that rank like every other LoRA update, its error in the report).
 
     ``linear`` with one adapter and weight 1 returns a copy of that adapter itself (same plan, same tensors; with
     ``heads='keep'`` less its head tuners).
