@@ -32,6 +32,7 @@ in ``OUT/seed_<s>/`` and, in ``OUT``, the table as mean +- std over seeds, the c
 pooled pairs, and the plots over all seeds (mean heat map, pooled scatter, mean pruning curve).
 """
 import argparse
+import math
 import csv
 import json
 import sys
@@ -233,9 +234,10 @@ def pair_rows(backbone: nn.Module, head: nn.Module, domains: list[str], tests: d
         a, b = domains[i], domains[j]
         rest = [d for d in domains if d not in (a, b)]
         combine_adapters(backbone, [a, b], [0.5, 0.5], 'pair')
-        acc = float(np.mean([accuracy(backbone, head, *tests[d], 'pair') for d in rest]))
+        # with two domains no third one is left to evaluate a pair on: NaN, said in the table
+        acc = float(np.mean([accuracy(backbone, head, *tests[d], 'pair') for d in rest])) if rest else math.nan
         pv.delete_adapter(backbone, 'pair')
-        single = float(np.mean([(singles[d][a] + singles[d][b]) / 2 for d in rest]))
+        single = float(np.mean([(singles[d][a] + singles[d][b]) / 2 for d in rest])) if rest else math.nan
         rows.append({'a': a, 'b': b, 'sign_difference': float(signs.pairwise[i, j]),
                      'sign_difference_all': float(signs.pairwise_all[i, j]),
                      'sign_difference_pruned': float(top.pairwise[i, j]), 'cosine': float(cosine[i, j]),
