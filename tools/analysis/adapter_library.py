@@ -32,9 +32,9 @@ in ``OUT/seed_<s>/`` and, in ``OUT``, the table as mean +- std over seeds, the c
 pooled pairs, and the plots over all seeds (mean heat map, pooled scatter, mean pruning curve).
 """
 import argparse
-import math
 import csv
 import json
+import math
 import sys
 import time
 import zlib
