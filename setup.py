@@ -28,6 +28,8 @@ setup(
         'scipy',  # .mat annotations (NYUD-v2, PASCAL-Context, Flowers, Dogs, Cars)
         'psutil',  # the benchmark's peak-memory child process
         'pyyaml',  # single-task baseline files of the dense metric
+        'huggingface_hub',  # the zoo's hub entries (also a dependency of timm)
+        'filelock',  # the zoo lock and adapter-library locks, on any platform
     ],
     extras_require={
         # the docs packages are in `test` too: tests/docs/test_site.py builds the site (CI installs .[test,points])

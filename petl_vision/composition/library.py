@@ -23,7 +23,6 @@ from __future__ import annotations  # the method ``list`` would shadow ``list[..
 
 import dataclasses
 import datetime
-import fcntl
 import hashlib
 import json
 import math
@@ -31,12 +30,12 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from torch import nn
 
 from ..tuners import (BASE, backbone_fingerprint, delete_adapter, list_adapters, load_tuners, read_tuner_file,
@@ -215,25 +214,19 @@ class AdapterLibrary:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """An exclusive lock on the library (released by the OS if the process dies)."""
+        """An exclusive lock on the library (``filelock``: an OS lock, released if the process dies; any platform)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         lock_path = self.directory / LOCK
-        with lock_path.open('a') as f:
-            deadline = time.monotonic() + LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise LibraryError(f'library {self.directory} stayed locked for {LOCK_TIMEOUT_S:.0f} s '
-                                           f'({lock_path}): another process is changing it; retry when it has '
-                                           'finished') from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        lock = FileLock(str(lock_path))
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S, poll_interval=0.05)
+        except Timeout:
+            raise LibraryError(f'library {self.directory} stayed locked for {LOCK_TIMEOUT_S:.0f} s ({lock_path}): '
+                               'another process is changing it; retry when it has finished') from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def load_library(model: nn.Module, directory: str | Path, names: Sequence[str] | None = None) -> nn.Module:
