@@ -36,19 +36,24 @@ class Recorded(torch.utils.data.Dataset):
         return self.x[i], self.y[i]
 
 
-@pytest.fixture(scope='module')
-def sequence():
+def train_sequence(**l2r_options):
+    """The three synthetic tasks learned one by one (a LoRA and a head delta each), then the routers fitted on a
+    memory of 12 images per task: (l2r, memory, training sets, indices read while training, router losses)."""
     model = tiny_vit(num_classes=2).eval()
-    l2r, memory = L2R(model, hidden=32), ReplayMemory(per_task=12, seed=0)
+    l2r, memory = L2R(model, hidden=32, **l2r_options), ReplayMemory(per_task=12, seed=0)
     train = [Recorded(*task_data(t, 48, seed=0)) for t in range(TASKS)]
     for t, data in enumerate(train):
         l2r.add_task(f'task{t}', PLAN, trainable=('head',))
         train_adapter(model, f'task{t}', data.x, data.y, epochs=12, lr=1e-2, seed=t)
         memory.add_task(t, range(len(data)))
     reads = [set(d.read) for d in train]
-    x_mem, t_mem = memory_samples(memory, train)
-    losses = l2r.fit_router(x_mem, t_mem, epochs=60)
+    losses = l2r.fit_router(*memory_samples(memory, train), epochs=60)
     return l2r, memory, train, reads, losses
+
+
+@pytest.fixture(scope='module')
+def sequence():
+    return train_sequence()
 
 
 def test_router_picks_the_right_adapter(sequence):

@@ -5,24 +5,14 @@ import pytest
 import torch
 
 import petl_vision as pv
-from petl_vision.continual import L2R, ReplayMemory, memory_samples, train_adapter
+from petl_vision.continual import L2R
 from petl_vision.continual.sites import block_of, routing_sites
 from tests.conftest import tiny_vit
-from tests.continual.test_l2r import PLAN, TASKS, Recorded, task_data
+from tests.continual.test_l2r import PLAN, TASKS, task_data, train_sequence
 
 
 def trained(routers: str, mode: str = 'output', inputs: str = 'frozen'):
-    model = tiny_vit(num_classes=2).eval()
-    l2r = L2R(model, hidden=32, routers=routers, mode=mode, inputs=inputs)
-    memory = ReplayMemory(per_task=12, seed=0)
-    train = [Recorded(*task_data(t, 48, seed=0)) for t in range(TASKS)]
-    for t, data in enumerate(train):
-        l2r.add_task(f'task{t}', PLAN, trainable=('head',))
-        train_adapter(model, f'task{t}', data.x, data.y, epochs=12, lr=1e-2, seed=t)
-        memory.add_task(t, range(len(data)))
-    reads = [set(d.read) for d in train]
-    l2r.fit_router(*memory_samples(memory, train), epochs=60)
-    return l2r, memory, train, reads
+    return train_sequence(routers=routers, mode=mode, inputs=inputs)[:4]
 
 
 @pytest.fixture(scope='module')
