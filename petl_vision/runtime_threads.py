@@ -80,3 +80,12 @@ def set_torch_threads(threads: int | None = None) -> int:
     n, _ = choose_threads(threads)
     torch.set_num_threads(n)
     return n
+
+
+def apply_threads_argument(parser, args) -> int:
+    """:func:`set_torch_threads` with the parsed ``--threads``; a bad count (the flag or the environment) is the
+    parser's usage error."""
+    try:
+        return set_torch_threads(args.threads)
+    except ValueError as err:
+        parser.error(str(err))

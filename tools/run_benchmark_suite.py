@@ -32,8 +32,8 @@ from petl_vision.analysis import DenseRow, MultiTaskRow, SuiteRow, add_delta_m, 
     write_dense_results, write_multitask_results, write_results
 from petl_vision.datasets.config_keys import merge_options
 from petl_vision.evaluation.dense import load_single_task_baselines
-from petl_vision.runtime_threads import add_threads_argument
-from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads
+from petl_vision.runtime_threads import add_threads_argument, apply_threads_argument
+from petl_vision.setup_env import console_log_level, register_all_modules
 from petl_vision.tuners import load_tuners
 
 DENSE_PREFIX = 'dense/'
@@ -166,10 +166,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--verbose', action='store_true', help="print mmengine's full log (always in each work dir)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args()
-    try:
-        set_torch_threads(args.threads)
-    except ValueError as err:
-        parser.error(str(err))
+    apply_threads_argument(parser, args)
     return args
 
 

@@ -40,8 +40,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 from petl_vision.datasets.digits_multitask import TASKS, DigitsMultiTask  # noqa: E402
 from petl_vision.models import MultiTaskClassifier, PHAClassifier  # noqa: E402
-from petl_vision.runtime_threads import add_threads_argument  # noqa: E402
-from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads  # noqa: E402
+from petl_vision.runtime_threads import add_threads_argument, apply_threads_argument  # noqa: E402
+from petl_vision.setup_env import console_log_level, register_all_modules  # noqa: E402
 
 CONFIG = ROOT / 'configs' / 'pha' / 'pha_digits_multitask.py'
 METHODS = ['PHA, nearest prototype', 'PHA, mean prototype', 'PHA, random prototype', 'new LoRA', 'new Adapter',
@@ -188,10 +188,7 @@ def parse_args() -> argparse.Namespace:
     if any(s < 1 for s in args.shots) or args.epochs < 1 or args.steps < 1 or args.lr <= 0:
         parser.error(f'--shots must be >= 1, --epochs and --steps >= 1 and --lr > 0; got {args.shots}, '
                      f'{args.epochs}, {args.steps} and {args.lr}')
-    try:
-        set_torch_threads(args.threads)
-    except ValueError as err:
-        parser.error(str(err))
+    apply_threads_argument(parser, args)
     return args
 
 

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from petl_vision.runtime_threads import add_threads_argument  # noqa: E402
-from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads  # noqa: E402
+from petl_vision.runtime_threads import add_threads_argument, apply_threads_argument  # noqa: E402
+from petl_vision.setup_env import console_log_level, register_all_modules  # noqa: E402
 
 FIELDS = ['features', 'task', 'top1_given', 'top1_retrieved', 'retrieval']
 
@@ -102,10 +102,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.epochs < 1 or not Path(args.config).is_file():
         parser.error(f'--epochs must be >= 1 and --config an existing file; got {args.epochs} and {args.config}')
-    try:
-        set_torch_threads(args.threads)
-    except ValueError as err:
-        parser.error(str(err))
+    apply_threads_argument(parser, args)
     return args
 
 

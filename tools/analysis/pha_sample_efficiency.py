@@ -32,8 +32,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from petl_vision.runtime_threads import add_threads_argument  # noqa: E402
-from petl_vision.setup_env import console_log_level, register_all_modules, set_torch_threads  # noqa: E402
+from petl_vision.runtime_threads import add_threads_argument, apply_threads_argument  # noqa: E402
+from petl_vision.setup_env import console_log_level, register_all_modules  # noqa: E402
 
 METHODS = {'PHA': 'configs/pha/pha_digits_multitask.py',
            'Hyperformer': 'configs/pha/hyperformer_digits_multitask.py',
@@ -174,10 +174,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if any(s < 0 for s in args.shots) or args.epochs < 1:
         parser.error(f'--shots must be >= 0 (0: all) and --epochs >= 1; got {args.shots} and {args.epochs}')
-    try:
-        set_torch_threads(args.threads)
-    except ValueError as err:
-        parser.error(str(err))
+    apply_threads_argument(parser, args)
     return args
 
 
