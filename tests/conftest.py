@@ -1,6 +1,9 @@
 """Tiny backbones shared by the test suite (32 px images, a few blocks, small width), and the tools as modules."""
 import dataclasses
 import importlib.util
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +26,12 @@ def load_tool(relative: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_script(relative: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python tools/<relative> ARGS`` from the repository root with one torch thread, output captured."""
+    return subprocess.run([sys.executable, str(TOOLS / relative), *args], capture_output=True, text=True,
+                          env={**os.environ, 'OMP_NUM_THREADS': '1'}, cwd=TOOLS.parent, timeout=timeout)
 
 
 def tiny_vit(num_classes: int = 5, **kw) -> VisionTransformer:

@@ -1,22 +1,18 @@
 """tools/analysis/pha_fewshot_transfer.py on a tiny setting (1 epoch of PHA on three tasks, 1 shot, 2 steps, two
 seeds): the table holds the CSV's means, PHA's transfer trains the prototype and head only, bad flags are refused."""
 import csv
-import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / 'tools' / 'analysis' / 'pha_fewshot_transfer.py'
+from tests.conftest import run_script
+
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)
+    return run_script('analysis/pha_fewshot_transfer.py', *args)
 
 
 @pytest.fixture(scope='module')

@@ -1,22 +1,17 @@
 """tools/analysis/pha_retrieval.py on a tiny setting (one epoch, retriever on block 2, one domain per task): the
 retrieval accuracy of each task is the diagonal of its confusion row, and the mean rows are the tasks' means."""
 import csv
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / 'tools' / 'analysis' / 'pha_retrieval.py'
+from tests.conftest import run_script
+
 TASKS = ['digit', 'parity', 'at_least_5', 'loops']
 
 
 def test_the_report_is_consistent_with_its_confusion_counts(tmp_path):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    done = subprocess.run([sys.executable, str(TOOL), '--epochs', '1', '--features', '2', '--threads', '1', '--out',
-                           str(tmp_path)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    done = run_script('analysis/pha_retrieval.py', '--epochs', '1', '--features', '2', '--threads', '1', '--out',
+                      str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     with (tmp_path / 'retrieval.csv').open() as f:
         rows = list(csv.DictReader(f))

@@ -1,23 +1,19 @@
 """tools/analysis/pha_sample_efficiency.py on a tiny setting (1-shot, 1 epoch, PHA and per-task LoRA, two seeds): its
 tables, CSV and plot come from the runs, means and stds are over the seeds, and bad flags are refused by name."""
 import csv
-import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / 'tools' / 'analysis' / 'pha_sample_efficiency.py'
+from tests.conftest import run_script
+
 TASKS = ['digit', 'parity', 'at_least_5', 'loops']
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)
+    return run_script('analysis/pha_sample_efficiency.py', *args)
 
 
 @pytest.fixture(scope='module')
