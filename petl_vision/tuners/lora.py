@@ -75,12 +75,18 @@ class LoRA(Tuner):
         return h @ self.dense_B().t().to(x.dtype)  # (..., out)
 
     @classmethod
+    def stackable(cls, tuners: list['LoRA']) -> bool:
+        """Whether the tuners' A and B can be stacked or concatenated: one shape and part layout, no dropout (each
+        tuner would drop its own entries of x)."""
+        shape = tuners[0].lora_A.shape, tuners[0].n_chunks, tuners[0].part_index
+        return all((t.lora_A.shape, t.n_chunks, t.part_index) == shape and t.config.dropout == 0 for t in tuners)
+
+    @classmethod
     def routed(cls, tuners: list['LoRA'], x: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
         """The updates of a mixed batch in two batched matmuls (as S-LoRA / punica): row i of x (rows, ..., in)
         gets ``tuners[index[i]]``'s update, ``index[i] == len(tuners)`` none. None when the tuners cannot be stacked
         (other shapes, dropout): the caller then runs them group by group."""
-        shape = tuners[0].lora_A.shape, tuners[0].n_chunks, tuners[0].part_index
-        if any((t.lora_A.shape, t.n_chunks, t.part_index) != shape or t.config.dropout > 0 for t in tuners):
+        if not cls.stackable(tuners):
             return None
         A = torch.stack([t.lora_A for t in tuners]).to(x.dtype)  # (N, P*r, in)
         B = torch.stack([t.dense_B() for t in tuners]).to(x.dtype)  # (N, out, P*r)
@@ -96,8 +102,7 @@ class LoRA(Tuner):
         ``N*P*r``: ``x`` (rows, ..., in) times every A at once, each adapter's slice of that scaled by its weight
         per row, times every B at once. One (..., out) tensor, however many adapters. None when the tuners cannot
         be concatenated (other shapes, dropout): the caller then adds them one by one."""
-        shape = tuners[0].lora_A.shape, tuners[0].n_chunks, tuners[0].part_index
-        if any((t.lora_A.shape, t.n_chunks, t.part_index) != shape or t.config.dropout > 0 for t in tuners):
+        if not cls.stackable(tuners):
             return None
         A = torch.cat([t.lora_A for t in tuners]).to(x.dtype)  # (N*P*r, in)
         B = torch.cat([t.dense_B() for t in tuners], dim=1).to(x.dtype)  # (out, N*P*r)

@@ -275,11 +275,8 @@ class TunedOp(nn.Module):
 def _batched_update(groups: dict, x: torch.Tensor) -> torch.Tensor | None:
     """One batched update for a mixed batch where every group has at most one tuner, all of one class that can
     stack them (``routed``: LoRA); None otherwise."""
-    tuners = [ts for _, ts in groups.values() if ts]
-    if not tuners or any(len(ts) != 1 for ts in tuners):
-        return None
-    cls = type(tuners[0][0])
-    if not hasattr(cls, 'routed') or any(type(ts[0]) is not cls for ts in tuners):
+    tuners = _one_each([ts for _, ts in groups.values() if ts], 'routed')
+    if tuners is None:
         return None
     index = torch.full((x.shape[0],), len(tuners), dtype=torch.long, device=x.device)  # the zero update by default
     k = 0
@@ -287,19 +284,25 @@ def _batched_update(groups: dict, x: torch.Tensor) -> torch.Tensor | None:
         if ts:
             index[idx] = k
             k += 1
-    return cls.routed([ts[0] for ts in tuners], x, index)
+    return type(tuners[0]).routed(tuners, x, index)
 
 
 def _mixed_update(tuners: dict[str, list[Tuner]], x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
     """One fused update for a soft-routed batch where every adapter has exactly one tuner here, all of one class
     that can concatenate them (``mixed``: LoRA); None otherwise (then each adapter's update is added apart)."""
-    sets = list(tuners.values())
+    ones = _one_each(list(tuners.values()), 'mixed')
+    return None if ones is None else type(ones[0]).mixed(ones, x, weights)
+
+
+def _one_each(sets: list[list[Tuner]], method: str) -> list[Tuner] | None:
+    """The tuner of each set when every set holds exactly one, all of one class that has the classmethod
+    ``method``; None otherwise."""
     if not sets or any(len(ts) != 1 for ts in sets):
         return None
     cls = type(sets[0][0])
-    if not hasattr(cls, 'mixed') or any(type(ts[0]) is not cls for ts in sets):
+    if not hasattr(cls, method) or any(type(ts[0]) is not cls for ts in sets):
         return None
-    return cls.mixed([ts[0] for ts in sets], x, weights)
+    return [ts[0] for ts in sets]
 
 
 def _same_shape(op_name: str, y: torch.Tensor, part: torch.Tensor) -> None:
