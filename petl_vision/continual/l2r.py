@@ -28,7 +28,9 @@ weighted adapters are composed: ``'output'`` (the core's soft routing: ``O(x) + 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -191,12 +193,7 @@ class L2R:
     @torch.no_grad()
     def frozen_features(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor | dict[str, torch.Tensor]:
         """What the routers read: pooled frozen features (B, C), or (per-site routers) each site's pooled input."""
-        was = self.model.training
-        self.model.eval()
-        try:
-            parts = [self._read(part) for part in x.split(batch_size)]
-        finally:
-            self.model.train(was)
+        parts = self._in_eval(self._read, x, batch_size)
         if isinstance(parts[0], dict):
             return {s: torch.cat([p[s] for p in parts]) for s in parts[0]}
         return torch.cat(parts)
@@ -207,14 +204,17 @@ class L2R:
         return site_inputs(self.model, routing_sites(self.model, self.adapters, self.granularity), x)
 
     def _live_input(self, x: torch.Tensor, site: str, batch_size: int = 256) -> torch.Tensor:
+        read = functools.partial(live_site_input, self.model, site, self.routers, self.adapters)
+        return torch.cat(self._in_eval(read, x, batch_size))
+
+    def _in_eval(self, read: Callable[[torch.Tensor], Any], x: torch.Tensor, batch_size: int) -> list:
+        """``read`` of each batch of ``x`` with the model in eval mode (its mode given back, also on an error)."""
         was = self.model.training
         self.model.eval()
         try:
-            parts = [live_site_input(self.model, site, self.routers, self.adapters, part)
-                     for part in x.split(batch_size)]
+            return [read(part) for part in x.split(batch_size)]
         finally:
             self.model.train(was)
-        return torch.cat(parts)
 
     def fit_router(self, inputs: torch.Tensor, tasks: torch.Tensor, epochs: int = 100, lr: float = 1e-2,
                    batch_size: int = 64, seed: int = 0) -> list[float]:
