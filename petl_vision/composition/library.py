@@ -26,7 +26,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from torch import nn
 
+from ..atomic_write import write_atomic
 from ..tuners import (BASE, backbone_fingerprint, delete_adapter, list_adapters, load_tuners, read_tuner_file,
                       save_tuners, set_adapter)
 from ..tuners.attach import adapter_set
@@ -201,16 +201,7 @@ class AdapterLibrary:
 
     def _write(self, index: dict[str, LibraryEntry]) -> None:
         data = {'format': FORMAT, 'adapters': {n: dataclasses.asdict(index[n]) for n in sorted(index)}}
-        tmp = self.index_path.with_name(f'.{INDEX}.{os.getpid()}.tmp')
-        try:
-            with tmp.open('w') as f:
-                json.dump(data, f, indent=2)
-                f.write('\n')
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.index_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(self.index_path, (json.dumps(data, indent=2) + '\n').encode())
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -8,7 +8,6 @@ the digest, so a damaged file is refused by name instead of loading garbage. Old
 """
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from ..atomic_write import write_atomic
 from ..version import __version__
 from .attach import (DEFAULT, active_adapters, add_adapter, adapter_plans, delete_adapter, list_adapters,
                      tuned_ops)
@@ -137,21 +137,6 @@ def save_tuners(model: nn.Module, path: str | Path, extra: dict[str, Any] | None
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, safetensors_bytes(tensors, metadata=meta))
     return path
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` (mode 0666 less the umask), then rename it over ``path``."""
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_tuner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

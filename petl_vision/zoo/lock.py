@@ -13,15 +13,14 @@ temporary file renamed over it) under a file lock, so concurrent processes canno
 cannot be read is never overwritten.
 """
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock
 
+from ..atomic_write import write_atomic
 from .errors import ZooLockError
 from .paths import cache_dir
 from .table import ZooEntry
@@ -101,17 +100,7 @@ def _write(path: Path, records: dict[str, LockRecord]) -> None:
     """Replace ``path`` by ``records`` atomically: the old file stays whole until the new one is complete."""
     text = json.dumps({'version': _VERSION, 'entries': {n: asdict(r) for n, r in sorted(records.items())}},
                       indent=2) + '\n'
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode(), mode=0o644)
 
 
 def _guard(path: Path) -> FileLock:

@@ -4,6 +4,7 @@ lock file that cannot be read or written) gives a clear error and loses no lock.
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 
 import pytest
@@ -130,7 +131,7 @@ def test_failed_lock_write_keeps_the_old_lock_and_leaves_no_temporary_file(cache
     def disk_full(fd):
         raise OSError(28, 'No space left on device')
     with monkeypatch.context() as patch, pytest.raises(OSError, match='No space left'):
-        patch.setattr(zoo.lock.os, 'fsync', disk_full)
+        patch.setattr(os, 'fsync', disk_full)  # the atomic write's flush to disk fails
         download(other, progress=False)
     assert lock_path().read_bytes() == locked
     assert sorted(p.name for p in lock_path().parent.iterdir()) == ['zoo.lock.json', 'zoo.lock.json.lock']
