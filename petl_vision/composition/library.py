@@ -23,7 +23,6 @@ from __future__ import annotations  # the method ``list`` would shadow ``list[..
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
 import re
@@ -38,6 +37,7 @@ from filelock import FileLock, Timeout
 from torch import nn
 
 from ..atomic_write import write_atomic
+from ..zoo.checks import file_sha256
 from ..tuners import (BASE, backbone_fingerprint, delete_adapter, list_adapters, load_tuners, read_tuner_file,
                       save_tuners, set_adapter)
 from ..tuners.attach import adapter_set
@@ -297,11 +297,6 @@ def _entry(name: str, digest: str, meta: dict[str, Any], tensors: dict[str, Any]
 
 
 # helpers ----------------------------------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    with path.open('rb') as f:
-        return hashlib.file_digest(f, 'sha256').hexdigest()
-
-
 def plan_summary(plan: list[dict[str, Any]]) -> str:
     """One line per plan: ``LoRA blocks.*.attn.qkv rank=8 parts=q,v + LinearDelta head name=trained``."""
     parts = []
