@@ -74,8 +74,9 @@ class StageEvaluator:
             logits['oracle'] = self._hard(x, own)
         feats = pooled_features(self.model, x) if {'nearest_prototype', 'simplecil'} & set(methods) else None
         if 'l2r' in methods:
-            logits['l2r'] = _masked(self.run.l2r(x), self.seen)
-            hits['l2r'] = float((self.run.l2r.top_adapter(x) == own).sum())
+            w = self.run.l2r.weights(x)  # once: the routed pass and the routing hits both read them
+            logits['l2r'] = _masked(self.run.l2r(x, weights=w), self.seen)
+            hits['l2r'] = float((self.run.l2r.top_of(w) == own).sum())
         if 'arrow' in methods:
             logits['arrow'] = _masked(self.arrow(x), self.seen)
             hits['arrow'] = self.arrow.routing_accuracy(own) * len(x)

@@ -297,7 +297,11 @@ class L2R:
 
     def top_adapter(self, x: torch.Tensor) -> torch.Tensor:
         """The router's top adapter per sample (B,) (per-site routers: the most frequent top over sites)."""
-        w = self.weights(x)
+        return self.top_of(self.weights(x))
+
+    @staticmethod
+    def top_of(w: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """The top adapter per sample (B,) of routing weights :meth:`weights` gave."""
         if isinstance(w, dict):
             return torch.stack([v.argmax(dim=1) for v in w.values()], dim=1).mode(dim=1).values
         return w.argmax(dim=1)
